@@ -1,0 +1,271 @@
+"""Typed configuration of the DaNet network, with a "paper" preset and a "tiny" preset for CPU tests.
+
+Every knob of Sections 4.1-4.3 and every ablation switch of Section 5.4 is a field here. Configs load from a
+nested dict or a YAML file; unknown keys are an error naming the offending field, so a typo in a YAML file
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS
+
+
+@dataclass
+class ResNetConfig:
+    """A torchvision-layout ResNet. `width` scales every stage (64 = torchvision); `depth` picks the block."""
+
+    depth: Literal[18, 34, 50, 101] = 18
+    width: int = 64
+    layers: tuple[int, ...] | None = None  # blocks per stage; None = the standard count for `depth`
+    pretrained: str | None = None  # path to a torchvision-layout state dict (.pth)
+
+
+@dataclass
+class HRNetConfig:
+    """A timm-layout HRNet. W48: width 48; W32: width 32. Stem and layer1 sizes are configurable for tiny runs."""
+
+    width: int = 48
+    stem_width: int = 64
+    layer1_planes: int = 64
+    layer1_blocks: int = 4
+    stage_modules: tuple[int, int, int] = (1, 4, 3)
+    stage_blocks: int = 4
+    pretrained: str | None = None  # path to a timm-layout state dict
+
+
+@dataclass
+class IUVConfig:
+    """IUV estimator: HRNet (paper) or a ResNet simple baseline with a deconvolution head."""
+
+    arch: Literal["hrnet", "resnet"] = "hrnet"
+    hrnet: HRNetConfig = field(default_factory=HRNetConfig)
+    resnet: ResNetConfig = field(default_factory=lambda: ResNetConfig(depth=50))
+    deconv_channels: int = 256  # simple-baseline deconvolution width
+    head_channels: int = 48  # width of the shared 3x3 conv in front of the 1x1 prediction heads
+    heatmap_beta: float = 10.0  # soft-argmax of softmax(beta * heatmap)
+
+
+@dataclass
+class RoIConfig:
+    """Joint-centric RoI pooling (Section 4.2)."""
+
+    size: int = 32  # partial IUV side in pixels
+    scale_mode: Literal["bone", "box"] = (
+        "bone"  # bone lengths (reference code) or foreground box (paper Eq. 2)
+    )
+    alpha_mode: Literal["joint", "equal"] = "joint"  # per-joint alpha/delta, or their means for every joint
+    learnable: bool = False  # alpha_k / delta_k as trainable parameters
+    # Eq. 2 mode has no published constants: every joint starts from these (learnable makes them per joint).
+    box_alpha: float = 0.25
+    box_delta: float = 0.05
+    min_scale: float = 0.05  # lower bound of a RoI's scale (fraction of the map side)
+    jitter_position: float = 0.1  # training-time centre jitter, fraction of the RoI scale
+    jitter_scale: float = 0.1  # training-time relative scale jitter
+    simplified: bool = True  # 6 parts + background per joint (21 channels) or all 24 parts (75 channels)
+    detach_centers: bool = True  # RoI placement does not back-propagate into the heatmaps
+
+
+@dataclass
+class StreamConfig:
+    """Global (camera + shape) and local (per-joint rotation) streams."""
+
+    global_resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    local_resnet: ResNetConfig = field(default_factory=ResNetConfig)
+    rotation_features: int = 128  # C, per joint
+
+
+@dataclass
+class RefineConfig:
+    """Aggregated refinement (Section 4.3). variant "none" is D-Net."""
+
+    variant: Literal["none", "direct", "position_implicit", "position_aided"] = "position_aided"
+    learnable_edges: bool = True
+    hidden: tuple[int, ...] = (256, 256)  # refinement graph: C -> hidden... -> C
+
+
+@dataclass
+class PartDropConfig:
+    """Drop strategy applied to the global and partial IUV maps during training."""
+
+    kind: Literal["none", "partdrop", "dropout", "dropblock"] = "partdrop"
+    rate: float = 0.3
+    block_size: int = 7  # DropBlock side in pixels of the global map (scaled for partial maps)
+
+
+@dataclass
+class LossConfig:
+    """Loss weights. Names from DEFAULT_LOSS_WEIGHTS keep their reference values; the others are ours."""
+
+    pose: float = DEFAULT_LOSS_WEIGHTS["pose"]
+    betas: float = DEFAULT_LOSS_WEIGHTS["betas"]
+    kp2d: float = DEFAULT_LOSS_WEIGHTS["kp2d"]
+    kp3d: float = DEFAULT_LOSS_WEIGHTS["kp3d"]
+    refine_position: float = DEFAULT_LOSS_WEIGHTS["refine_position"]
+    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps (index CE + UV L1)
+    coarse_index: float = DEFAULT_LOSS_WEIGHTS["coarse_index"]
+    part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
+    uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
+    joints2d: float = 1.0  # soft-argmax joint positions (RoI centres), L1 in normalised coordinates
+    refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
+    orthogonality: float = 0.1  # only used with rotation="matrix"
+    vertices: float = 0.0  # per-vertex L1; off by default like the reference
+    focal_length: float = 5000.0
+    image_size: float = 224.0  # the crop the weak-perspective camera refers to
+
+
+@dataclass
+class DaNetConfig:
+    """The whole network."""
+
+    image_size: int = 224
+    iuv: IUVConfig = field(default_factory=IUVConfig)
+    roi: RoIConfig = field(default_factory=RoIConfig)
+    streams: StreamConfig = field(default_factory=StreamConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    drop: PartDropConfig = field(default_factory=PartDropConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    rotation: Literal["6d", "matrix"] = "6d"
+    mean_params: str | None = None  # smpl_mean_params.npz (pose 144 = 24x6D, shape 10, cam 3)
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the IUV maps: a quarter of the input (56 for 224)."""
+        return self.image_size // 4
+
+
+def paper_config() -> DaNetConfig:
+    """The published setting: HRNet-W48 IUV estimator, ResNet-18 streams, 224 input, 56x56 IUV."""
+    return DaNetConfig()
+
+
+def tiny_config() -> DaNetConfig:
+    """A few-MFLOP network of the same structure for CPU tests: narrow HRNet and ResNets, 64x64 input."""
+    tiny_resnet = ResNetConfig(depth=18, width=8, layers=(1, 1, 1, 1))
+    return DaNetConfig(
+        image_size=64,
+        iuv=IUVConfig(
+            hrnet=HRNetConfig(
+                width=8,
+                stem_width=16,
+                layer1_planes=8,
+                layer1_blocks=1,
+                stage_modules=(1, 1, 1),
+                stage_blocks=1,
+            ),
+            resnet=ResNetConfig(depth=18, width=8, layers=(1, 1, 1, 1)),
+            deconv_channels=16,
+            head_channels=16,
+        ),
+        roi=RoIConfig(size=8),
+        streams=StreamConfig(global_resnet=tiny_resnet, local_resnet=tiny_resnet, rotation_features=16),
+        refine=RefineConfig(hidden=(32, 32)),
+    )
+
+
+PRESETS = {"paper": paper_config, "tiny": tiny_config}
+
+
+def preset(name: str) -> DaNetConfig:
+    """A named preset ("paper" or "tiny")."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown DaNet preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Turn a YAML/dict value into the annotated field type (dataclasses recursively, lists -> tuples)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
+        return _from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(value)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and not isinstance(value, tp):
+        raise TypeError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise KeyError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
+    base = cls()
+    kwargs = {}
+    for name in names:
+        if name in data:
+            kwargs[name] = _coerce(hints[name], data[name], f"{where}.{name}")
+        else:
+            kwargs[name] = getattr(base, name)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], base: str | None = None) -> DaNetConfig:
+    """Build a config from a nested dict; `base` (or data["preset"]) names the preset it overrides.
+
+    Nested sections merge field by field over the preset, e.g. {"preset": "tiny", "roi": {"size": 16}}.
+    """
+    data = dict(data)
+    base = data.pop("preset", base)
+    start = preset(base) if base else DaNetConfig()
+    merged = _merge(dataclasses.asdict(start), data)
+    return _from_dict(DaNetConfig, merged, "config")
+
+
+def _merge(into: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(into)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | os.PathLike[str]) -> DaNetConfig:
+    """Read a YAML config file (see config_from_dict for the layout)."""
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise TypeError(f"{path}: expected a mapping at the top level")
+    try:
+        return config_from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise type(err)(f"{path}: {err}") from err
+
+
+def config_to_dict(config: DaNetConfig) -> dict[str, Any]:
+    """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [plain(v) for v in x]
+        return x
+
+    return plain(dataclasses.asdict(config))

@@ -1,0 +1,137 @@
+"""DaNet: IUV estimator -> joint-centric RoI pooling -> global / local streams -> aggregated refinement.
+
+forward(image (B, 3, S, S), targets=None) -> dict:
+  features (B, Cf, S/4, S/4); index_logits, u, v (B, 25, S/4, S/4); coarse_logits (B, 15, ..);
+  heatmaps (B, 24, ..); joints2d (B, 24, 2) in [-1, 1];
+  roi_centers (B, 24, 2), roi_scales (B, 24); partial_index_logits, partial_u, partial_v (B, 24, K, r, r)
+  with K = 7 (simplified) or 25; global_maps (B, 75, ..), partial_maps (B, 24, 3K, r, r) (the streams' inputs,
+  after PartDrop in training); cam (B, 3) (s, tx, ty); betas (B, 10);
+  rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of (B, 24, 3)
+  pelvis-relative joint positions from Y and Y^ ("position_aided" only);
+  gt_partial (B, 24, 3K, r, r) when targets carry "iuv" (cut at the same RoIs);
+  with a body model attached: vertices (B, V, 3), joints (B, 24, 3), keypoints3d (B, 24, 3) SPIN24 when the
+  body model regresses them, keypoints2d (B, 24 or 24 SMPL, 2) reprojected in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.camera import project
+from model.config import DaNetConfig
+from model.iuv import NUM_I, IUVEstimator, IUVHeads, iuv_maps
+from model.partdrop import MapDrop
+from model.refine import AggregatedRefinement
+from model.roi import JointRoI
+from model.rotations import axis_angle_to_matrix, matrix_to_rot6d, rot6d_to_matrix
+from model.streams import GlobalStream, LocalStreams
+from pipeline.body.constants import NUM_BETAS, NUM_JOINTS, PARTIAL_PART_SUBSETS
+from pipeline.render.partial import crop_rois, gt_partial_iuv
+
+
+def default_mean_params() -> dict[str, torch.Tensor]:
+    """Mean parameters without a mean-params file: root turned by pi about x (camera y down, SMPL y up), the
+    other joints at rest, zero betas, cam (0.9, 0, 0) as in smpl_mean_params.npz."""
+    pose = torch.zeros(NUM_JOINTS, 3)
+    pose[0, 0] = np.pi
+    return {
+        "pose": axis_angle_to_matrix(pose),
+        "betas": torch.zeros(NUM_BETAS),
+        "cam": torch.tensor([0.9, 0.0, 0.0]),
+    }
+
+
+def load_mean_params(path: str) -> dict[str, torch.Tensor]:
+    """Read smpl_mean_params.npz (pose (144,) = 24 x 6D, shape (10,), cam (3,))."""
+    with np.load(path) as data:
+        missing = {"pose", "shape"} - set(data.files)
+        if missing:
+            raise KeyError(f"{path}: missing arrays {sorted(missing)} (have {data.files})")
+        pose = torch.as_tensor(np.asarray(data["pose"], dtype=np.float32)).reshape(NUM_JOINTS, 6)
+        out = {"pose": rot6d_to_matrix(pose), "betas": torch.as_tensor(np.asarray(data["shape"], np.float32))}
+        cam = data["cam"] if "cam" in data.files else np.array([0.9, 0.0, 0.0])
+        out["cam"] = torch.as_tensor(np.asarray(cam, dtype=np.float32)).reshape(3)
+    return out
+
+
+class DaNet(nn.Module):
+    """The full network; `cfg.refine.variant == "none"` gives D-Net. See the module doc for outputs."""
+
+    def __init__(self, cfg: DaNetConfig, body: nn.Module | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.iuv = IUVEstimator(cfg.iuv)
+        self.roi = JointRoI(cfg.roi)
+        parts = 1 + len(PARTIAL_PART_SUBSETS[0]) if cfg.roi.simplified else NUM_I
+        self.partial_parts = parts
+        self.partial_heads = IUVHeads(self.iuv.out_channels, cfg.iuv.head_channels, parts)
+        self.drop = MapDrop(cfg.drop.kind, cfg.drop.rate, cfg.drop.block_size, cfg.roi.simplified)
+        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, 3 + NUM_BETAS)
+        c = cfg.streams.rotation_features
+        self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c)
+        self.rot_dim = 6 if cfg.rotation == "6d" else 9
+        self.refine = AggregatedRefinement(cfg.refine, c, self.rot_dim)
+        mean = load_mean_params(cfg.mean_params) if cfg.mean_params else default_mean_params()
+        mean_rot = matrix_to_rot6d(mean["pose"]) if self.rot_dim == 6 else mean["pose"].reshape(NUM_JOINTS, 9)
+        self.register_buffer("mean_rotation", mean_rot)
+        self.register_buffer("mean_betas", mean["betas"])
+        self.register_buffer("mean_cam", mean["cam"])
+        self.body = body
+
+    def attach_body_model(self, body: nn.Module | None) -> None:
+        """Use `body` (pipeline.body.BodyModel or compatible) to output vertices, joints and keypoints."""
+        self.body = body
+
+    def to_rotmats(self, raw: torch.Tensor) -> torch.Tensor:
+        """Per-joint head output (B, 24, 6 or 9) + mean -> (B, 24, 3, 3)."""
+        x = raw + self.mean_rotation
+        if self.rot_dim == 6:
+            return rot6d_to_matrix(x)
+        return x.reshape(*x.shape[:-1], 3, 3)
+
+    def forward(self, image: torch.Tensor, targets: dict | None = None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        out = self.iuv(image)
+        b = image.shape[0]
+        index_probs = F.softmax(out["index_logits"], dim=1)
+        centers, scales = self.roi(out["joints2d"], index_probs)
+        out["roi_centers"], out["roi_scales"] = centers, scales
+
+        # Joint-centric RoI pooling of the IUV features, then per-joint partial IUV estimation.
+        pooled = crop_rois(out["features"], centers, scales, cfg.roi.size)  # (B, J, Cf, r, r)
+        ph = self.partial_heads(pooled.flatten(0, 1))
+        for key in ("index_logits", "u", "v"):
+            out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
+        global_maps = iuv_maps(out["index_logits"], out["u"], out["v"])
+        partial_maps = iuv_maps(out["partial_index_logits"], out["partial_u"], out["partial_v"], dim=2)
+        global_maps, partial_maps = self.drop(global_maps, partial_maps)
+        out["global_maps"], out["partial_maps"] = global_maps, partial_maps
+        if targets is not None and "iuv" in targets:
+            out["gt_partial"] = gt_partial_iuv(
+                targets["iuv"].to(image.dtype),
+                centers.detach(),
+                scales.detach(),
+                cfg.roi.size,
+                cfg.roi.simplified,
+            )
+
+        params = self.global_stream(global_maps)
+        out["cam"] = self.mean_cam + params[:, :3]
+        out["betas"] = self.mean_betas + params[:, 3:]
+        refined = self.refine(self.local_streams(partial_maps))
+        out["rotmats_stages"] = [self.to_rotmats(r) for r in refined["rotations"]]
+        out["rotmats"] = out["rotmats_stages"][-1]
+        out["positions"] = refined["positions"]
+
+        if self.body is not None:
+            posed = self.body(betas=out["betas"], pose=out["rotmats"])
+            out["vertices"], out["joints"] = posed.vertices, posed.joints
+            kp = posed.joints
+            if hasattr(self.body, "regress"):
+                kp = self.body.regress(posed.vertices, "spin24")
+                out["keypoints3d"] = kp
+            out["keypoints2d"] = project(kp, out["cam"], cfg.loss.focal_length, cfg.loss.image_size)
+        return out

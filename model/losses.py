@@ -1,0 +1,175 @@
+"""DaNet's losses: L_inter (IUV maps, joints), L_target (SMPL parameters and geometry), L_refine.
+
+Targets (all optional; a term is computed only when its labels are there, and per-sample masks restrict each
+term to the samples that carry its labels):
+  iuv (B, 75, H, W) one-hot ground-truth IUV at the predicted maps' size, with has_iuv (B,) bool;
+  joints2d_smpl (B, 24, 3) SMPL joints in the map's normalised coordinates [-1, 1] + visibility;
+  pose (B, 72) axis-angle or (B, 24, 3, 3), betas (B, 10), with has_smpl (B,) bool;
+  kp3d (B, 24, 4) SPIN24 keypoints in metres + confidence, with has_kp3d (B,) bool;
+  kp2d (B, 24, 3) SPIN24 keypoints in crop coordinates [-1, 1] + visibility;
+  smpl_joints / smpl_vertices: ground-truth body geometry, else derived from pose/betas with the body model.
+Every term is a mean over the samples (and pixels/joints) it covers, times its weight in LossConfig.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from model.rotations import axis_angle_to_matrix, orthogonality_error
+from pipeline.body.constants import NUM_PARTS, PART_TO_COARSE
+
+NUM_I = NUM_PARTS + 1
+SPIN24_HIPS = (2, 3)  # right_hip, left_hip: the pelvis of SPIN24 keypoints
+
+
+def _mask(targets: dict, key: str, batch: int, device) -> torch.Tensor:
+    m = targets.get(key)
+    if m is None:
+        return torch.ones(batch, dtype=torch.bool, device=device)
+    return torch.as_tensor(m, device=device).bool().reshape(batch)
+
+
+def masked_mean(per_sample: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) values, (B,) bool -> mean over the masked samples (0 with gradient path if none)."""
+    m = mask.to(per_sample.dtype)
+    return (per_sample * m).sum() / m.sum().clamp_min(1.0)
+
+
+def weighted_mean(err: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """(B, ...) errors, (B, ...) non-negative weights -> (B,) weighted means (0 where the weights are 0)."""
+    dims = tuple(range(1, err.dim()))
+    return (err * weight).sum(dims) / weight.sum(dims).clamp_min(1e-6)
+
+
+def index_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B, K, ...) logits, (B, ...) int64 -> (B,) per-sample mean cross-entropy."""
+    return F.cross_entropy(logits, labels, reduction="none").flatten(1).mean(1)
+
+
+def uv_l1(pred_u: torch.Tensor, gt_u: torch.Tensor, gt_onehot: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """L1 of U (or V) on the ground-truth part's channel of every foreground pixel: (B,) per sample.
+
+    pred_u, gt_u, gt_onehot: (B, ..., K, ...) with the part axis at `dim`; background channel 0 is ignored.
+    """
+    fg = gt_onehot.clone()
+    fg.narrow(dim, 0, 1).zero_()
+    return weighted_mean((pred_u - gt_u).abs(), fg)
+
+
+def iuv_terms(index_logits, u, v, gt: torch.Tensor, dim: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample (B,) index cross-entropy and U+V L1 of predicted maps against one-hot-layout ground truth.
+
+    index_logits, u, v: (B, ..., K, h, w) with the part axis at `dim`; gt: same with 3K channels there.
+    """
+    k = index_logits.shape[dim]
+    gt_i, gt_u, gt_v = gt.narrow(dim, 0, k), gt.narrow(dim, k, k), gt.narrow(dim, 2 * k, k)
+    ce = index_ce(index_logits.movedim(dim, 1), gt_i.argmax(dim))
+    return ce, uv_l1(u, gt_u, gt_i, dim) + uv_l1(v, gt_v, gt_i, dim)
+
+
+def to_rotmats(pose: torch.Tensor) -> torch.Tensor:
+    """(B, 72) axis-angle or (B, 24, 3, 3) -> (B, 24, 3, 3)."""
+    if pose.dim() == 2:
+        return axis_angle_to_matrix(pose.reshape(pose.shape[0], -1, 3))
+    return pose
+
+
+def inter_losses(pred: dict, targets: dict) -> dict[str, torch.Tensor]:
+    """L_inter: global IUV (index CE, coarse CE, U/V L1), partial IUV, and soft-argmax joint L1."""
+    out: dict[str, torch.Tensor] = {}
+    b = pred["index_logits"].shape[0]
+    dev = pred["index_logits"].device
+    if "iuv" in targets:
+        gt = targets["iuv"].to(pred["index_logits"].dtype)
+        has_iuv = _mask(targets, "has_iuv", b, dev)
+        ce, uv = iuv_terms(pred["index_logits"], pred["u"], pred["v"], gt)
+        out["part_index"], out["uv"] = masked_mean(ce, has_iuv), masked_mean(uv, has_iuv)
+        coarse = torch.tensor(PART_TO_COARSE, device=dev)[gt[:, :NUM_I].argmax(1)]
+        out["coarse_index"] = masked_mean(index_ce(pred["coarse_logits"], coarse), has_iuv)
+        if "gt_partial" in pred:
+            ce, uv = iuv_terms(
+                pred["partial_index_logits"],
+                pred["partial_u"],
+                pred["partial_v"],
+                pred["gt_partial"].to(gt.dtype),
+                2,
+            )
+            out["partial_index"], out["partial_uv"] = masked_mean(ce, has_iuv), masked_mean(uv, has_iuv)
+    if "joints2d_smpl" in targets:
+        gt2 = targets["joints2d_smpl"].to(pred["joints2d"].dtype)
+        err = (pred["joints2d"] - gt2[..., :2]).abs().sum(-1)
+        out["joints2d"] = weighted_mean(err, gt2[..., 2]).mean()
+    return out
+
+
+def target_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.Tensor]:
+    """L_target: pose/betas, orthogonality, vertices, 3D and reprojected 2D keypoints; L_refine: rotation
+    supervision of the intermediate stage and position supervision of Y, Y^."""
+    out: dict[str, torch.Tensor] = {}
+    rot = pred["rotmats"]
+    b, dev = rot.shape[0], rot.device
+    if cfg.rotation == "matrix":
+        out["orthogonality"] = torch.stack(
+            [orthogonality_error(r).mean() for r in pred["rotmats_stages"]]
+        ).mean()
+    has_smpl = _mask(targets, "has_smpl", b, dev)
+    if "pose" in targets:
+        gt_rot = to_rotmats(targets["pose"].to(rot.dtype))
+        out["pose"] = masked_mean(((rot - gt_rot) ** 2).flatten(1).mean(1), has_smpl)
+        if len(pred["rotmats_stages"]) > 1:
+            first = pred["rotmats_stages"][0]
+            out["refine_rotation"] = masked_mean(((first - gt_rot) ** 2).flatten(1).mean(1), has_smpl)
+    if "betas" in targets:
+        out["betas"] = masked_mean(((pred["betas"] - targets["betas"]) ** 2).mean(1), has_smpl)
+    gt_geom = _gt_geometry(targets, body)
+    if pred.get("positions") and "smpl_joints" in gt_geom:
+        gj = gt_geom["smpl_joints"]
+        gj = gj - gj[:, :1]
+        err = torch.stack([((p - gj) ** 2).sum(-1).mean(-1) for p in pred["positions"]]).mean(0)
+        out["refine_position"] = masked_mean(err, has_smpl)
+    if "vertices" in pred and "smpl_vertices" in gt_geom:
+        out["vertices"] = masked_mean(
+            (pred["vertices"] - gt_geom["smpl_vertices"]).abs().sum(-1).mean(-1), has_smpl
+        )
+    if "keypoints3d" in pred and "kp3d" in targets:
+        gt3 = targets["kp3d"].to(rot.dtype)
+        p3 = pred["keypoints3d"]
+        p3 = p3 - p3[:, SPIN24_HIPS].mean(1, keepdim=True)
+        g3 = gt3[..., :3] - gt3[:, SPIN24_HIPS, :3].mean(1, keepdim=True)
+        err = weighted_mean(((p3 - g3) ** 2).sum(-1), gt3[..., 3])
+        out["kp3d"] = masked_mean(err, _mask(targets, "has_kp3d", b, dev))
+    if "keypoints2d" in pred and "kp2d" in targets:
+        gt2 = targets["kp2d"].to(rot.dtype)
+        out["kp2d"] = weighted_mean(((pred["keypoints2d"] - gt2[..., :2]) ** 2).sum(-1), gt2[..., 2]).mean()
+    return out
+
+
+def _gt_geometry(targets: dict, body) -> dict[str, torch.Tensor]:
+    """Ground-truth SMPL joints/vertices from the targets, or posed with the body model from pose/betas."""
+    geom = {k: targets[k] for k in ("smpl_joints", "smpl_vertices") if k in targets}
+    if len(geom) < 2 and body is not None and "pose" in targets and "betas" in targets:
+        with torch.no_grad():
+            posed = body(betas=targets["betas"], pose=to_rotmats(targets["pose"]))
+        geom.setdefault("smpl_joints", posed.joints)
+        geom.setdefault("smpl_vertices", posed.vertices)
+    return geom
+
+
+def danet_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.Tensor]:
+    """All loss terms (unweighted) plus "total" = sum of weight * term, weights from cfg.loss.
+
+    Partial IUV terms are weighted by roi * part_index and roi * uv.
+    """
+    terms = inter_losses(pred, targets)
+    terms.update(target_losses(pred, targets, cfg, body))
+    w = cfg.loss
+    weights = {
+        "part_index": w.part_index, "coarse_index": w.coarse_index, "uv": w.uv,
+        "partial_index": w.roi * w.part_index, "partial_uv": w.roi * w.uv, "joints2d": w.joints2d,
+        "pose": w.pose, "betas": w.betas, "orthogonality": w.orthogonality, "vertices": w.vertices,
+        "kp3d": w.kp3d, "kp2d": w.kp2d, "refine_rotation": w.refine_rotation, "refine_position": w.refine_position,
+    }  # fmt: skip
+    total = sum(weights[k] * v for k, v in terms.items())
+    terms["total"] = total if isinstance(total, torch.Tensor) else pred["cam"].sum() * 0.0
+    return terms

@@ -1,0 +1,110 @@
+"""Evaluation metrics, batched torch, in millimetres (inputs in metres).
+
+- MPJPE: mean joint distance (optionally after subtracting a root joint from each skeleton).
+- PA-MPJPE: MPJPE after the similarity (scale, rotation, translation) Procrustes alignment of pred to gt.
+- PVE: mean vertex distance; PVE-S after aligning scale and translation; PVE-P after similarity Procrustes
+  (the paper's definitions; no public code computes the last two).
+- COCO OKS between 2D keypoint sets (for keypoint AP).
+"""
+
+from __future__ import annotations
+
+import torch
+
+MM = 1000.0
+
+# COCO's per-keypoint sigmas (17 keypoints: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles).
+COCO_SIGMAS: tuple[float, ...] = (
+    0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087, 0.087,
+    0.089, 0.089,
+)  # fmt: skip
+
+
+def _mean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).norm(dim=-1).mean(-1) * MM
+
+
+def align_translation_scale(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) pred moved and scaled (no rotation) to best match gt in least squares."""
+    pc = pred - pred.mean(1, keepdim=True)
+    gc = gt - gt.mean(1, keepdim=True)
+    s = (pc * gc).sum((1, 2)) / (pc * pc).sum((1, 2)).clamp_min(1e-12)
+    return s[:, None, None] * pc + gt.mean(1, keepdim=True)
+
+
+def similarity_procrustes(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) pred aligned to gt by the least-squares similarity transform (Umeyama; no reflections)."""
+    mp, mg = pred.mean(1, keepdim=True), gt.mean(1, keepdim=True)
+    pc, gc = pred - mp, gt - mg
+    cov = gc.transpose(1, 2) @ pc  # (B, 3, 3) sum of g p^T
+    u, sig, vt = torch.linalg.svd(cov)
+    d = torch.sign(torch.linalg.det(u @ vt))
+    fix = torch.ones_like(sig)
+    fix[:, -1] = d
+    rot = u @ torch.diag_embed(fix) @ vt  # maps centred pred onto centred gt
+    scale = (sig * fix).sum(-1) / (pc * pc).sum((1, 2)).clamp_min(1e-12)
+    return scale[:, None, None] * pc @ rot.transpose(1, 2) + mg
+
+
+def mpjpe(pred: torch.Tensor, gt: torch.Tensor, root: int | None = None) -> torch.Tensor:
+    """(B, N, 3) x2 -> (B,) mm; with `root`, both skeletons are first made relative to that joint."""
+    if root is not None:
+        pred = pred - pred[:, root : root + 1]
+        gt = gt - gt[:, root : root + 1]
+    return _mean_distance(pred, gt)
+
+
+def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) x2 -> (B,) mm after similarity Procrustes."""
+    return _mean_distance(similarity_procrustes(pred, gt), gt)
+
+
+def pve(
+    pred: torch.Tensor,
+    gt: torch.Tensor,
+    pred_root: torch.Tensor | None = None,
+    gt_root: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(B, V, 3) x2 -> (B,) mean per-vertex error in mm; roots (B, 3) (e.g. pelvis) are subtracted if given."""
+    if pred_root is not None:
+        pred = pred - pred_root[:, None]
+    if gt_root is not None:
+        gt = gt - gt_root[:, None]
+    return _mean_distance(pred, gt)
+
+
+def pve_s(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) x2 -> (B,) mm after aligning scale and translation."""
+    return _mean_distance(align_translation_scale(pred, gt), gt)
+
+
+def pve_p(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) x2 -> (B,) mm after similarity Procrustes."""
+    return _mean_distance(similarity_procrustes(pred, gt), gt)
+
+
+def oks(
+    pred: torch.Tensor, gt: torch.Tensor, area: torch.Tensor, sigmas: tuple[float, ...] = COCO_SIGMAS
+) -> torch.Tensor:
+    """COCO object keypoint similarity of matched pairs.
+
+    Args:
+        pred: (N, K, 2) pixels; gt: (N, K, 3) pixels + visibility (> 0 = labelled); area: (N,) object area px^2.
+    Returns:
+        (N,) OKS in [0, 1]; 0 for a person with no labelled keypoint.
+    """
+    var = (2 * torch.tensor(sigmas, dtype=pred.dtype, device=pred.device)) ** 2
+    d2 = ((pred - gt[..., :2]) ** 2).sum(-1)
+    e = d2 / var / (area[:, None] + torch.finfo(pred.dtype).eps) / 2
+    vis = (gt[..., 2] > 0).to(pred.dtype)
+    return (torch.exp(-e) * vis).sum(-1) / vis.sum(-1).clamp_min(1)
+
+
+def oks_matrix(
+    pred: torch.Tensor, gt: torch.Tensor, area: torch.Tensor, sigmas: tuple[float, ...] = COCO_SIGMAS
+) -> torch.Tensor:
+    """(P, K, 2) predictions vs (G, K, 3) ground truths with areas (G,) -> (P, G) OKS for AP matching."""
+    p, g = pred.shape[0], gt.shape[0]
+    pp = pred[:, None].expand(p, g, *pred.shape[1:]).reshape(p * g, *pred.shape[1:])
+    gg = gt[None].expand(p, g, *gt.shape[1:]).reshape(p * g, *gt.shape[1:])
+    return oks(pp, gg, area[None].expand(p, g).reshape(-1), sigmas).reshape(p, g)

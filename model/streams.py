@@ -1,0 +1,57 @@
+"""Global stream (camera + shape) and local streams (per-joint rotation features), Section 4.2."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from model.backbones import build_resnet
+from model.backbones.resnet import make_layer
+
+
+class GlobalStream(nn.Module):
+    """Global IUV maps (B, Cin, H, W) -> (B, 13) offsets of [cam (3), betas (10)].
+
+    A 1x1 conv maps the IUV channels to 3 so the ResNet keeps torchvision's stem (and its pretrained weights).
+    """
+
+    def __init__(self, resnet_cfg, in_channels: int, outputs: int = 13):
+        super().__init__()
+        self.adapter = nn.Conv2d(in_channels, 3, 1)
+        self.resnet = build_resnet(resnet_cfg, num_classes=outputs)
+        with torch.no_grad():  # start at the mean parameters
+            self.resnet.fc.weight.mul_(0.01)
+            self.resnet.fc.bias.zero_()
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.resnet(self.adapter(maps))
+
+
+class LocalStreams(nn.Module):
+    """Partial maps (B, J, Cin, h, w) -> rotation features (B, J, C).
+
+    One ResNet up to layer3 is shared by all joints (run on the batch-concatenated (B*J) maps); layer4 is
+    grouped (groups = J), i.e. an independent layer4 per joint, producing C channels per joint.
+    """
+
+    def __init__(self, resnet_cfg, in_channels: int, joints: int, channels: int):
+        super().__init__()
+        self.joints = joints
+        self.adapter = nn.Conv2d(in_channels, 3, 1)
+        self.resnet = build_resnet(resnet_cfg, num_stages=3)
+        block = self.resnet.block
+        if channels % block.expansion:
+            raise ValueError(f"rotation feature width {channels} must divide by {block.expansion}")
+        self.layer4 = make_layer(
+            block, joints * self.resnet.out_channels, joints * channels // block.expansion,
+            self.resnet.layers[3], stride=2, groups=joints,
+        )  # fmt: skip
+        self.channels = channels
+
+    def forward(self, partial: torch.Tensor) -> torch.Tensor:
+        b, j = partial.shape[:2]
+        x = self.resnet(self.adapter(partial.flatten(0, 1)))  # (B*J, C3, h', w')
+        x = self.layer4(
+            x.reshape(b, j * x.shape[1], *x.shape[2:])
+        )  # joint-major channels -> per-joint groups
+        return x.mean((2, 3)).reshape(b, j, self.channels)
