@@ -134,6 +134,9 @@ class DaNetConfig:
     drop: PartDropConfig = field(default_factory=PartDropConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     rotation: Literal["6d", "matrix"] = "6d"
+    # The streams read the predicted IUV maps as inputs without back-propagating into the IUV estimator, which
+    # learns from L_inter alone; otherwise the 300-weighted keypoint losses swamp the index cross-entropy.
+    detach_maps: bool = True
     mean_params: str | None = None  # smpl_mean_params.npz (pose 144 = 24x6D, shape 10, cam 3)
 
     @property

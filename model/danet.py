@@ -105,8 +105,11 @@ class DaNet(nn.Module):
         ph = self.partial_heads(pooled.flatten(0, 1))
         for key in ("index_logits", "u", "v"):
             out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
-        global_maps = iuv_maps(out["index_logits"], out["u"], out["v"])
-        partial_maps = iuv_maps(out["partial_index_logits"], out["partial_u"], out["partial_v"], dim=2)
+        maps = {k: out[k] for k in ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")}
+        if cfg.detach_maps:
+            maps = {k: v.detach() for k, v in maps.items()}
+        global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
+        partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
         global_maps, partial_maps = self.drop(global_maps, partial_maps)
         out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         if targets is not None and "iuv" in targets:
