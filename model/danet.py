@@ -90,7 +90,7 @@ class DaNet(nn.Module):
         x = raw + self.mean_rotation
         if self.rot_dim == 6:
             return rot6d_to_matrix(x)
-        return x.reshape(*x.shape[:-1], 3, 3)
+        return x.reshape(*x.shape[:-1], 3, 3).contiguous()
 
     def forward(self, image: torch.Tensor, targets: dict | None = None) -> dict[str, torch.Tensor]:
         cfg = self.cfg

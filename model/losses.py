@@ -99,7 +99,7 @@ def inter_losses(pred: dict, targets: dict) -> dict[str, torch.Tensor]:
     if "joints2d_smpl" in targets:
         gt2 = targets["joints2d_smpl"].to(pred["joints2d"].dtype)
         err = (pred["joints2d"] - gt2[..., :2]).abs().sum(-1)
-        out["joints2d"] = weighted_mean(err, gt2[..., 2]).mean()
+        out["joints2d"] = masked_mean(weighted_mean(err, gt2[..., 2]), gt2[..., 2].sum(-1) > 0)
     return out
 
 
@@ -141,7 +141,8 @@ def target_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.
         out["kp3d"] = masked_mean(err, _mask(targets, "has_kp3d", b, dev))
     if "keypoints2d" in pred and "kp2d" in targets:
         gt2 = targets["kp2d"].to(rot.dtype)
-        out["kp2d"] = weighted_mean(((pred["keypoints2d"] - gt2[..., :2]) ** 2).sum(-1), gt2[..., 2]).mean()
+        err = weighted_mean(((pred["keypoints2d"] - gt2[..., :2]) ** 2).sum(-1), gt2[..., 2])
+        out["kp2d"] = masked_mean(err, gt2[..., 2].sum(-1) > 0)
     return out
 
 

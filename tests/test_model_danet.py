@@ -1,0 +1,141 @@
+"""The full network: output shapes, gradients, D-Net, per-sample loss masks, configs, overfitting."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from model.config import config_from_dict, config_to_dict, load_config, paper_config, tiny_config
+from model.danet import DaNet
+from model.losses import danet_losses
+from tests.model_fakes import FakeBody, consistent_batch, synthetic_batch
+
+
+def test_tiny_output_shapes():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    model = DaNet(cfg, FakeBody()).eval()
+    image, targets = synthetic_batch(2, cfg.image_size)
+    with torch.no_grad():
+        out = model(image, targets)
+    s, r = cfg.feature_size, cfg.roi.size
+    assert out["index_logits"].shape == (2, 25, s, s) and out["u"].shape == (2, 25, s, s)
+    assert out["coarse_logits"].shape == (2, 15, s, s) and out["heatmaps"].shape == (2, 24, s, s)
+    assert out["joints2d"].shape == (2, 24, 2) and out["joints2d"].abs().max() <= 1
+    assert out["partial_index_logits"].shape == (2, 24, 7, r, r)
+    assert out["partial_maps"].shape == out["gt_partial"].shape == (2, 24, 21, r, r)
+    assert out["cam"].shape == (2, 3) and out["betas"].shape == (2, 10)
+    assert len(out["rotmats_stages"]) == 2 and out["rotmats"].shape == (2, 24, 3, 3)
+    assert [p.shape for p in out["positions"]] == [(2, 24, 3)] * 2
+    assert out["vertices"].shape == (2, 96, 3) and out["keypoints2d"].shape == (2, 24, 2)
+    eye = torch.eye(3).expand(2, 24, 3, 3)
+    assert torch.allclose(out["rotmats"] @ out["rotmats"].transpose(-1, -2), eye, atol=1e-5)
+
+
+def test_paper_output_shapes_on_meta_device():
+    with torch.device("meta"):
+        model = DaNet(paper_config()).eval()
+        out = model(torch.empty(1, 3, 224, 224))
+    assert out["features"].shape == (1, 48, 56, 56)
+    assert out["index_logits"].shape == (1, 25, 56, 56) and out["heatmaps"].shape == (1, 24, 56, 56)
+    assert out["partial_maps"].shape == (1, 24, 21, 32, 32)
+    assert out["rotmats"].shape == (1, 24, 3, 3) and out["betas"].shape == (1, 10)
+    assert model.local_streams.layer4[0].conv1.groups == 24
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"rotation": "matrix", "roi": {"learnable": True, "scale_mode": "box"}, "refine": {"variant": "direct"}},
+        {"roi": {"simplified": False}, "iuv": {"arch": "resnet"}, "drop": {"kind": "dropblock"}},
+    ],
+)
+def test_every_trainable_parameter_gets_a_gradient(overrides):
+    cfg = config_from_dict({"preset": "tiny", **overrides})
+    torch.manual_seed(0)
+    body = FakeBody()
+    model = DaNet(cfg, body).train()
+    image, targets = consistent_batch(body, 4, cfg.image_size)
+    losses = danet_losses(model(image, targets), targets, cfg, body)
+    losses["total"].backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert missing == []
+
+
+def test_refinement_off_is_dnet():
+    cfg = config_from_dict({"preset": "tiny", "refine": {"variant": "none"}})
+    torch.manual_seed(0)
+    model = DaNet(cfg).eval()
+    assert not any("refine.rot_to_pos" in n or "refine.refine" in n for n, _ in model.named_parameters())
+    image, _ = synthetic_batch(2, cfg.image_size)
+    with torch.no_grad():
+        out = model(image)
+        direct = model.to_rotmats(model.refine.rot_heads[0](model.local_streams(out["partial_maps"])))
+    assert len(out["rotmats_stages"]) == 1 and out["positions"] == []
+    assert torch.allclose(out["rotmats"], direct, atol=1e-6)
+
+
+def test_samples_without_labels_do_not_change_the_loss():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    body = FakeBody()
+    model = DaNet(cfg, body).eval()
+    image, targets = consistent_batch(body, 3, cfg.image_size)
+    targets["has_smpl"] = torch.tensor([True, False, True])
+    targets["has_iuv"] = torch.tensor([True, True, False])
+    targets["has_kp3d"] = torch.tensor([False, True, True])
+    targets["kp2d"][0, :, 2] = 0  # no visible 2D keypoint in sample 0
+    with torch.no_grad():
+        out = model(image, targets)
+        base = danet_losses(out, targets, cfg, body)
+        changed = {k: v.clone() for k, v in targets.items()}
+        changed["pose"][1] += 1.0
+        changed["betas"][1] += 1.0
+        changed["iuv"][2] = changed["iuv"][2].roll(3, -1)
+        changed["kp3d"][0, :, :3] += 1.0
+        changed["kp2d"][0, :, :2] += 0.5
+        out2 = dict(out, gt_partial=model(image, changed)["gt_partial"])
+        again = danet_losses(out2, changed, cfg, body)
+    for key in base:
+        assert torch.allclose(base[key], again[key]), key
+    assert {"pose", "betas", "refine_position", "kp3d", "kp2d", "part_index", "partial_index"} <= set(base)
+
+
+def test_config_round_trips_through_yaml(tmp_path):
+    import yaml
+
+    cfg = tiny_config()
+    cfg.refine.variant = "direct"
+    path = tmp_path / "danet.yaml"
+    path.write_text(yaml.safe_dump(config_to_dict(cfg)))
+    assert load_config(path) == cfg
+    path.write_text(yaml.safe_dump({"preset": "tiny", "roi": {"sise": 4}}))
+    with pytest.raises(KeyError, match=r"danet.yaml: .*config.roi.*sise"):
+        load_config(path)
+    assert config_from_dict({"preset": "paper", "drop": {"rate": 0}}).drop.rate == 0.0
+
+
+@pytest.mark.slow
+def test_tiny_config_overfits_eight_samples():
+    cfg = config_from_dict(
+        {"preset": "tiny", "drop": {"kind": "none"}, "roi": {"jitter_position": 0.0, "jitter_scale": 0.0}}
+    )
+    torch.manual_seed(0)
+    body = FakeBody()
+    model = DaNet(cfg, body).train()
+    image, targets = consistent_batch(body, 8, cfg.image_size)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    start = time.perf_counter()
+    for _ in range(150):
+        loss = danet_losses(model(image, targets), targets, cfg, body)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+        if min(history[-5:]) * 10 <= history[0] and len(history) >= 5:
+            break
+    assert min(history[-5:]) * 10 <= history[0], (history[0], history[-5:], time.perf_counter() - start)
