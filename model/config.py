@@ -31,7 +31,7 @@ class ResNetConfig:
 
 @dataclass
 class HRNetConfig:
-    """A timm-layout HRNet. W48: width 48; W32: width 32. Stem and layer1 sizes are configurable for tiny runs."""
+    """A timm-layout HRNet (W48: width 48; W32: width 32); stem and layer1 sizes shrink for tiny runs."""
 
     width: int = 48
     stem_width: int = 64

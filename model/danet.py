@@ -6,8 +6,8 @@ forward(image (B, 3, S, S), targets=None) -> dict:
   roi_centers (B, 24, 2), roi_scales (B, 24); partial_index_logits, partial_u, partial_v (B, 24, K, r, r)
   with K = 7 (simplified) or 25; global_maps (B, 75, ..), partial_maps (B, 24, 3K, r, r) (the streams' inputs,
   after PartDrop in training); cam (B, 3) (s, tx, ty); betas (B, 10);
-  rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of (B, 24, 3)
-  pelvis-relative joint positions from Y and Y^ ("position_aided" only);
+  rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of
+  (B, 24, 3) pelvis-relative joint positions from Y and Y^ ("position_aided" only);
   gt_partial (B, 24, 3K, r, r) when targets carry "iuv" (cut at the same RoIs);
   with a body model attached: vertices (B, V, 3), joints (B, 24, 3), keypoints3d (B, 24, 3) SPIN24 when the
   body model regresses them, keypoints2d (B, 24 or 24 SMPL, 2) reprojected in [-1, 1].
@@ -105,7 +105,9 @@ class DaNet(nn.Module):
         ph = self.partial_heads(pooled.flatten(0, 1))
         for key in ("index_logits", "u", "v"):
             out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
-        maps = {k: out[k] for k in ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")}
+        maps = {
+            k: out[k] for k in ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
+        }
         if cfg.detach_maps:
             maps = {k: v.detach() for k, v in maps.items()}
         global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])

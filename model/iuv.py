@@ -1,4 +1,4 @@
-"""IUV estimator (Section 4.1): backbone -> 1/4-resolution features -> U, V, I, coarse index and joint heatmaps.
+"""IUV estimator (Section 4.1): backbone -> 1/4-resolution features -> U, V, I, coarse index, joint heatmaps.
 
 Backbones: HRNet (paper; its 1/4 branch) or a ResNet "simple baseline" (ResNet trunk at 1/32 + three stride-2
 deconvolutions back to 1/4). Joint positions are the soft-argmax of softmax(beta * heatmap).

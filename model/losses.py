@@ -169,7 +169,8 @@ def danet_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.T
         "part_index": w.part_index, "coarse_index": w.coarse_index, "uv": w.uv,
         "partial_index": w.roi * w.part_index, "partial_uv": w.roi * w.uv, "joints2d": w.joints2d,
         "pose": w.pose, "betas": w.betas, "orthogonality": w.orthogonality, "vertices": w.vertices,
-        "kp3d": w.kp3d, "kp2d": w.kp2d, "refine_rotation": w.refine_rotation, "refine_position": w.refine_position,
+        "kp3d": w.kp3d, "kp2d": w.kp2d, "refine_rotation": w.refine_rotation,
+        "refine_position": w.refine_position,
     }  # fmt: skip
     total = sum(weights[k] * v for k, v in terms.items())
     terms["total"] = total if isinstance(total, torch.Tensor) else pred["cam"].sum() * 0.0

@@ -65,7 +65,7 @@ def pve(
     pred_root: torch.Tensor | None = None,
     gt_root: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(B, V, 3) x2 -> (B,) mean per-vertex error in mm; roots (B, 3) (e.g. pelvis) are subtracted if given."""
+    """(B, V, 3) x2 -> (B,) mean per-vertex error in mm; roots (B, 3) (e.g. pelvis) subtracted if given."""
     if pred_root is not None:
         pred = pred - pred_root[:, None]
     if gt_root is not None:
@@ -89,7 +89,8 @@ def oks(
     """COCO object keypoint similarity of matched pairs.
 
     Args:
-        pred: (N, K, 2) pixels; gt: (N, K, 3) pixels + visibility (> 0 = labelled); area: (N,) object area px^2.
+        pred: (N, K, 2) pixels; gt: (N, K, 3) pixels + visibility (> 0 = labelled);
+        area: (N,) object area in px^2.
     Returns:
         (N,) OKS in [0, 1]; 0 for a person with no labelled keypoint.
     """

@@ -4,7 +4,8 @@ PartDrop removes whole body parts: for each sample every one of the 24 parts is 
 `rate`, and the *same* parts are dropped from the global map and from every partial map of that sample (their
 I, U and V channels are zeroed). Dropout and DropBlock zero pixels / square blocks instead, and their rate
 counts foreground pixels only (background pixels are never touched), so the three remove comparable amounts of
-body. No rescaling is applied: the maps are one-hot-like inputs, not activations. All are identity in eval mode.
+body. No rescaling is applied: the maps are one-hot-like inputs, not activations. All are identity in eval
+mode.
 """
 
 from __future__ import annotations

@@ -64,8 +64,8 @@ def normalize_rows(a: torch.Tensor) -> torch.Tensor:
 class GraphConv(nn.Module):
     """y = A_norm x W + b over joints, x (B, J, Cin) -> (B, J, Cout); optionally BatchNorm + ReLU.
 
-    With `learnable_mask`, A = I + mask * ReLU(E), E a trainable (J, J) matrix initialised to 1 on `adjacency`'s
-    off-diagonal support and used only there; otherwise A = `adjacency` (fixed).
+    With `learnable_mask`, A = I + mask * ReLU(E), E a trainable (J, J) matrix initialised to 1 on
+    `adjacency`'s off-diagonal support and used only there; otherwise A = `adjacency` (fixed).
     """
 
     def __init__(self, adjacency: torch.Tensor, cin: int, cout: int, learnable_mask=False, norm_act=True):

@@ -5,8 +5,8 @@ it spans (pipeline.render.partial's convention). Two scale rules:
 - "bone" (reference code): s_k = alpha_k * L_k + delta_k, L_k the longer of joint k's 2D bones to its parent
   and children, in normalised units; the root uses half the side of the joints' bounding box;
 - "box" (paper Eq. 2): s_k = alpha_k * max(w, h) + delta_k, (w, h) the foreground box of the predicted index
-  map in normalised units. The published alpha/delta (ROI_ALPHA/ROI_DELTA) belong to the bone rule; the box rule
-  starts every joint at RoIConfig.box_alpha/box_delta.
+  map in normalised units. The published alpha/delta (ROI_ALPHA/ROI_DELTA) belong to the bone rule; the box
+  rule starts every joint at RoIConfig.box_alpha/box_delta.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def children_of(parents: Sequence[int]) -> list[list[int]]:
 
 
 def bone_lengths(joints: torch.Tensor, parents: Sequence[int] = SMPL_PARENTS) -> torch.Tensor:
-    """(B, J, 2) joints -> (B, J) longer of the bones to parent and children; root: half the joint box side."""
+    """(B, J, 2) joints -> (B, J) longer of the bones to parent and children; root: half the joint box."""
     b, j, _ = joints.shape
     # Pairs (joint, neighbour) over all bones in both directions, then a scatter-max per joint.
     src = [i for i, p in enumerate(parents) if p >= 0]

@@ -1,7 +1,7 @@
 """A tiny random SMPL-format body model and synthetic samples for the model tests.
 
-It follows pipeline.body's BodyModel API (body(betas=, pose=) -> .vertices/.joints, regress(v, "spin24")) so the
-network's tests do not depend on the real asset; skinning is smplx.lbs, as in the real model.
+It follows pipeline.body's BodyModel API (body(betas=, pose=) -> .vertices/.joints, regress(v, "spin24")) so
+the network's tests do not depend on the real asset; skinning is smplx.lbs, as in the real model.
 """
 
 from __future__ import annotations
@@ -49,8 +49,10 @@ class FakeBody(nn.Module):
     def forward(self, betas: torch.Tensor, pose: torch.Tensor) -> FakeOutput:
         if pose.dim() == 2:
             pose = axis_angle_to_matrix(pose.reshape(pose.shape[0], -1, 3))
-        v, jt = lbs(betas, pose, self.v_template, self.shapedirs, self.posedirs, self.j_regressor, self.parents,
-                    self.weights, pose2rot=False)  # fmt: skip
+        v, jt = lbs(
+            betas, pose, self.v_template, self.shapedirs, self.posedirs, self.j_regressor, self.parents,
+            self.weights, pose2rot=False,
+        )  # fmt: skip
         return FakeOutput(v, jt)
 
     def regress(self, vertices: torch.Tensor, name: str) -> torch.Tensor:
@@ -77,7 +79,9 @@ def synthetic_iuv(batch: int, size: int, seed: int = 0) -> torch.Tensor:
     return out
 
 
-def synthetic_batch(batch: int, image_size: int, seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def synthetic_batch(
+    batch: int, image_size: int, seed: int = 0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Images and every kind of target for `batch` samples."""
     g = torch.Generator().manual_seed(seed)
     iuv = synthetic_iuv(batch, image_size // 4, seed)
@@ -92,7 +96,9 @@ def synthetic_batch(batch: int, image_size: int, seed: int = 0) -> tuple[torch.T
         "pose": pose,
         "betas": torch.randn(batch, 10, generator=g) * 0.5,
         "has_smpl": torch.ones(batch, dtype=torch.bool),
-        "joints2d_smpl": torch.cat([torch.rand(batch, 24, 2, generator=g) * 1.2 - 0.6, torch.ones(batch, 24, 1)], -1),
+        "joints2d_smpl": torch.cat(
+            [torch.rand(batch, 24, 2, generator=g) * 1.2 - 0.6, torch.ones(batch, 24, 1)], -1
+        ),
         "kp3d": torch.cat([torch.randn(batch, 24, 3, generator=g) * 0.3, torch.ones(batch, 24, 1)], -1),
         "has_kp3d": torch.ones(batch, dtype=torch.bool),
         "kp2d": torch.cat([torch.rand(batch, 24, 2, generator=g) * 1.2 - 0.6, torch.ones(batch, 24, 1)], -1),

@@ -60,14 +60,17 @@ def test_weight_mismatch_lists_missing_and_unexpected_keys():
 
 
 def test_hrnet_timm_layout_and_head_keys_reported():
-    net = HRNet(width=8, stem_width=16, layer1_planes=8, layer1_blocks=1, stage_modules=(1, 1, 1), stage_blocks=1)
+    net = HRNet(
+        width=8, stem_width=16, layer1_planes=8, layer1_blocks=1, stage_modules=(1, 1, 1), stage_blocks=1
+    )
     keys = set(net.state_dict())
     expected = {
         "conv1.weight", "bn1.weight", "conv2.weight", "bn2.running_var", "layer1.0.conv3.weight",
         "layer1.0.downsample.0.weight", "transition1.0.0.weight", "transition1.1.0.0.weight",
         "stage2.0.branches.1.0.conv2.weight", "stage2.0.fuse_layers.0.1.0.weight",
         "stage2.0.fuse_layers.1.0.0.0.weight", "transition2.2.0.0.weight",
-        "stage3.0.fuse_layers.2.0.1.0.weight", "transition3.3.0.0.weight", "stage4.0.fuse_layers.0.3.1.weight",
+        "stage3.0.fuse_layers.2.0.1.0.weight", "transition3.3.0.0.weight",
+        "stage4.0.fuse_layers.0.3.1.weight",
     }  # fmt: skip
     assert expected <= keys
     assert not any(k.startswith("stage4.0.fuse_layers.1.") for k in keys)  # only branch 0 is output

@@ -49,7 +49,11 @@ def test_paper_output_shapes_on_meta_device():
     "overrides",
     [
         {},
-        {"rotation": "matrix", "roi": {"learnable": True, "scale_mode": "box"}, "refine": {"variant": "direct"}},
+        {
+            "rotation": "matrix",
+            "roi": {"learnable": True, "scale_mode": "box"},
+            "refine": {"variant": "direct"},
+        },
         {"roi": {"simplified": False}, "iuv": {"arch": "resnet"}, "drop": {"kind": "dropblock"}},
     ],
 )
@@ -61,7 +65,9 @@ def test_every_trainable_parameter_gets_a_gradient(overrides):
     image, targets = consistent_batch(body, 4, cfg.image_size)
     losses = danet_losses(model(image, targets), targets, cfg, body)
     losses["total"].backward()
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    missing = [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())
+    ]
     assert missing == []
 
 
@@ -118,8 +124,8 @@ def test_config_round_trips_through_yaml(tmp_path):
     assert config_from_dict({"preset": "paper", "drop": {"rate": 0}}).drop.rate == 0.0
 
 
-@pytest.mark.slow
 def test_tiny_config_overfits_eight_samples():
+    # ~80 steps, ~5 s on an idle 2-core CPU
     cfg = config_from_dict(
         {"preset": "tiny", "drop": {"kind": "none"}, "roi": {"jitter_position": 0.0, "jitter_scale": 0.0}}
     )
@@ -127,10 +133,10 @@ def test_tiny_config_overfits_eight_samples():
     body = FakeBody()
     model = DaNet(cfg, body).train()
     image, targets = consistent_batch(body, 8, cfg.image_size)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
     history = []
     start = time.perf_counter()
-    for _ in range(150):
+    for _ in range(200):
         loss = danet_losses(model(image, targets), targets, cfg, body)["total"]
         opt.zero_grad()
         loss.backward()

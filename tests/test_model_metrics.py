@@ -14,7 +14,9 @@ from model.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_t
 def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     aa = torch.randn(n, 3, generator=g, dtype=torch.float64)
-    return axis_angle_to_matrix(aa / aa.norm(dim=-1, keepdim=True) * torch.rand(n, 1, generator=g, dtype=torch.float64) * 3)
+    return axis_angle_to_matrix(
+        aa / aa.norm(dim=-1, keepdim=True) * torch.rand(n, 1, generator=g, dtype=torch.float64) * 3
+    )
 
 
 def test_pa_mpjpe_of_a_rotated_scaled_shifted_copy_is_zero():

@@ -1,4 +1,4 @@
-"""PartDrop zeroes exactly the chosen parts in every map and nothing else; Dropout/DropBlock; eval = identity."""
+"""PartDrop zeroes exactly the chosen parts in every map and nothing else; Dropout/DropBlock; eval: off."""
 
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ branches / fuse_layers), written here because timm cannot be installed with the 
 
 The network keeps the 1/4-resolution branch as its output (48 channels at 56x56 from 224 for W48), like the
 pose-estimation HRNet: the last module of stage 4 only fuses into branch 0. The classification neck of timm's
-files (incre_modules, downsamp_modules, final_layer, classifier) and the unused fuse layers of that last module
-are declared by `head_prefixes()` so loading a timm file reports them instead of failing.
+files (incre_modules, downsamp_modules, final_layer, classifier) and the unused fuse layers of that last
+module are declared by `head_prefixes()` so loading a timm file reports them instead of failing.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ class ResNet(nn.Module):
 
     Args:
         depth: 18, 34, 50 or 101.
-        width: channels of the stem and of layer1's planes (64 in torchvision); stage i has width * 2**i planes.
+        width: channels of the stem and of layer1's planes (64 in torchvision); stage i has width * 2**i
+            planes.
         layers: blocks per stage; default the standard count for `depth`.
         num_stages: build layer1..layer{num_stages} (the local stream stops at 3).
         num_classes: if given, add `avgpool` + `fc` (num_classes outputs).

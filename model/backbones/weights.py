@@ -39,7 +39,7 @@ def load_backbone_weights(
     ignore_prefixes: Iterable[str] = (),
     source: str = "state dict",
 ) -> list[str]:
-    """Strictly load `state` into `module`; returns the keys skipped because they start with `ignore_prefixes`.
+    """Strictly load `state` into `module`; returns the keys skipped as starting with `ignore_prefixes`.
 
     Raises WeightKeyError listing every missing and unexpected key, and every shape mismatch.
     """

@@ -1,9 +1,9 @@
 """Joint-centric partial IUV maps: RoI crops of a map around each joint, as a spatial transformer.
 
 A RoI is a centre (x, y) in the normalised coordinates of `torch.nn.functional.affine_grid` ([-1, 1], x to
-the right, y down, pixel-corner convention align_corners=False) and a scale: the fraction of the map's side the
-RoI spans (scale 1 = the whole map, 0.25 = a quarter of it). The same functions crop predicted feature maps in
-the network and ground-truth one-hot IUV maps for its supervision, so both are cut from exactly the same place.
+the right, y down, pixel-corner convention align_corners=False) and a scale: the fraction of the map's side
+the RoI spans (scale 1 = the whole map, 0.25 = a quarter of it). The same functions crop predicted feature
+maps in the network and ground-truth one-hot IUV maps for its supervision, so both are cut from one place.
 
 Layouts: a global one-hot IUV map is (B, 75, H, W) = [I one-hot 0..24 | U per part | V per part]; a simplified
 partial map of joint k keeps background + the 6 parts of PARTIAL_PART_SUBSETS[k] in each of I, U, V:
