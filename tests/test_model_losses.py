@@ -1,0 +1,30 @@
+"""Loss terms: which pixels and samples each one reads."""
+
+from __future__ import annotations
+
+import torch
+
+from model.losses import index_ce, iuv_terms, masked_mean, uv_l1
+from tests.model_fakes import synthetic_iuv
+
+
+def test_uv_l1_reads_only_the_ground_truth_parts_channel_on_foreground():
+    gt = synthetic_iuv(2, 8, seed=4)
+    gt_i, gt_u = gt[:, :25], gt[:, 25:50]
+    pred = gt_u.clone()
+    pred[gt_i == 0] = 7.0  # garbage everywhere the label is not: other parts' channels, background
+    pred[:, 0] = 9.0
+    assert torch.allclose(uv_l1(pred, gt_u, gt_i), torch.zeros(2))
+    pred[gt_i == 1] += 0.5
+    pred[:, 0][gt_i[:, 0] == 1] -= 0.5  # the background channel is never read, even where labelled
+    assert torch.allclose(uv_l1(pred, gt_u, gt_i), torch.full((2,), 0.5))
+
+
+def test_perfect_logits_give_zero_index_loss_and_masked_mean_ignores_unlabelled():
+    gt = synthetic_iuv(2, 8)
+    ce, uv = iuv_terms(gt[:, :25] * 50, gt[:, 25:50], gt[:, 50:], gt)
+    assert torch.all(ce < 1e-6) and torch.allclose(uv, torch.zeros(2))
+    wrong = index_ce(torch.zeros(2, 25, 8, 8), gt[:, :25].argmax(1))
+    assert torch.allclose(wrong, torch.full((2,), float(torch.log(torch.tensor(25.0)))))
+    assert masked_mean(torch.tensor([1.0, 100.0]), torch.tensor([True, False])) == 1.0
+    assert masked_mean(torch.tensor([1.0, 100.0]), torch.tensor([False, False])) == 0.0
