@@ -54,7 +54,8 @@ def perspective_bary(
 
 
 def _pack_key(depth: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
-    depth_q = (depth * DEPTH_SCALE).to(torch.int64).clamp(0, MAX_DEPTH_Q)
+    # round to nearest so that float noise in the interpolated depth of coplanar faces still ties
+    depth_q = (depth * DEPTH_SCALE + 0.5).to(torch.int64).clamp(0, MAX_DEPTH_Q)
     return (depth_q << FACE_BITS) | face
 
 

@@ -1,6 +1,6 @@
 """Warp rasterizer backend (CPU and CUDA): one thread per (mesh, triangle) over its pixel bounding box.
 
-Each thread writes ``(floor(depth * 1e6) << 24) | face`` into a 64-bit z-buffer with ``atomic_min``, so the
+Each thread writes ``(round(depth * 1e6) << 24) | face`` into a 64-bit z-buffer with ``atomic_min``, so the
 nearest surface wins and equal depths go to the lowest face index whatever the thread order; a second kernel
 resolves each pixel's key into face index, perspective-correct barycentrics and depth. The arithmetic follows
 raster_torch.py operation by operation. Warp's kernel cache lives in the project cache folder (see cache.py).
@@ -101,7 +101,7 @@ def _raster_triangle(
                 inside = w0 <= 0.0 and w1 <= 0.0 and w2 <= 0.0
             if inside:
                 depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
-                dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE), wp.int64(0), _MAX_DEPTH_Q)
+                dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
                 key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
                 if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
                     wp.atomic_min(zbuf, b, iy, ix, key)

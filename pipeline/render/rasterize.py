@@ -7,7 +7,7 @@ Conventions (shared by every backend, so that they agree pixel for pixel):
   camera-frame depth along the optical axis (metres for our cameras; it must be > 0 to be visible).
 * A pixel is covered by a triangle when its centre lies inside or on the edges (either winding; no back-face
   culling). Triangles with any vertex at z <= 0 (at or behind the camera) and degenerate triangles are culled.
-* Visibility: the smallest key ``(floor(depth * 1e6) << 24) | face`` wins, i.e. depth quantised to micrometres
+* Visibility: the smallest key ``(round(depth * 1e6) << 24) | face`` wins, i.e. depth quantised to micrometres
   (for metre inputs) with ties going to the lowest face index; the result does not depend on the order in
   which triangles are drawn.
 * Barycentrics are perspective-correct: with screen-space weights w_i, b_i = (w_i / z_i) / sum_j (w_j / z_j),
