@@ -25,14 +25,10 @@ def _rotation(ax: float, ay: float) -> torch.Tensor:
 def mirrored_render(renderer, vertices, vertex_mirror, camera, size):
     """IUV of the mirrored mesh: camera-frame vertex i moves to the x-negated position of its mirror."""
     cam_verts = camera.to_camera(vertices)[:, vertex_mirror] * torch.tensor([-1.0, 1.0, 1.0])
-    K = torch.tensor(
-        [[camera.focal, 0, camera.crop_size / 2], [0, camera.focal, camera.crop_size / 2], [0, 0, 1]]
-    )
-    b = len(vertices)
-    size = int(camera.crop_size)
-    identity = PerspectiveCamera(
-        K.expand(b, 3, 3), torch.eye(3).expand(b, 3, 3), torch.zeros(b, 3), (size, size)
-    )
+    f, c = camera.focal, camera.crop_size / 2
+    K = torch.tensor([[f, 0, c], [0, f, c], [0, 0, 1]]).expand(len(vertices), 3, 3)
+    crop = int(camera.crop_size)
+    identity = PerspectiveCamera(K, torch.eye(3).expand_as(K), torch.zeros(len(vertices), 3), (crop, crop))
     return renderer.render(cam_verts, identity, size, size)
 
 
