@@ -72,15 +72,14 @@ def _pixel_bbox(tri: torch.Tensor, height: int, width: int) -> tuple[torch.Tenso
 
 
 def _zbuffer(tri: torch.Tensor, num_faces: int, batch: int, height: int, width: int) -> torch.Tensor:
-    """(B*H*W,) int64 z-buffer of packed keys for flattened triangles tri (B*F,3,3)."""
+    """(B*H*W,) int64 z-buffer of packed keys for flattened triangles tri (B*F,3,3) (finite coordinates)."""
     zbuf = torch.full((batch * height * width,), EMPTY_KEY, dtype=torch.int64, device=tri.device)
-    _, area = edge_weights(tri, tri[:, 0, 0], tri[:, 0, 1])
-    finite = torch.isfinite(tri).all(dim=(1, 2))
-    valid = (tri[..., 2] > 0).all(-1) & (area != 0) & finite
-    tri_finite = torch.where(finite[:, None, None], tri, torch.zeros_like(tri))
-    x0, y0, nx, ny = _pixel_bbox(tri_finite, height, width)
-    count = nx * ny * valid
+    x0, y0, nx, ny = _pixel_bbox(tri, height, width)
+    count = nx * ny * (tri[..., 2] > 0).all(-1)
     ids = torch.nonzero(count > 0).squeeze(1)
+    tri_ids = torch.index_select(tri, 0, ids)
+    _, area = edge_weights(tri_ids, tri_ids[:, 0, 0], tri_ids[:, 0, 1])
+    ids = ids[area != 0]  # degenerate triangles cover nothing
     if ids.numel() == 0:
         return zbuf
     counts = count[ids]
@@ -102,7 +101,7 @@ def _zbuffer(tri: torch.Tensor, num_faces: int, batch: int, height: int, width: 
         nxt = nx[t]
         px_i = x0[t] + off % nxt
         py_i = y0[t] + off // nxt
-        tri_t = tri[t]
+        tri_t = torch.index_select(tri, 0, t)
         w, area_t = edge_weights(tri_t, px_i.to(torch.float32) + 0.5, py_i.to(torch.float32) + 0.5)
         pos = area_t[:, None] > 0
         inside = torch.where(pos, w >= 0, w <= 0).all(-1)
@@ -142,6 +141,10 @@ def resolve_torch(zbuf: torch.Tensor, tri: torch.Tensor, num_faces: int, batch: 
 def rasterize_torch(vertices: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Fragments:
     """Torch backend of :func:`pipeline.render.rasterize.rasterize` (inputs already checked, float32)."""
     batch, num_faces = vertices.shape[0], faces.shape[0]
-    tri = vertices[:, faces.long()].reshape(batch * num_faces, 3, 3)
+    # a vertex with a NaN/inf coordinate is treated as behind the camera, culling its triangles (checked per
+    # vertex, which is much cheaper than per triangle corner)
+    finite = torch.isfinite(vertices).all(-1, keepdim=True)
+    vertices = torch.where(finite, vertices, vertices.new_tensor([0.0, 0.0, -1.0]))
+    tri = torch.index_select(vertices, 1, faces.long().reshape(-1)).reshape(batch * num_faces, 3, 3)
     zbuf = _zbuffer(tri, num_faces, batch, height, width)
     return resolve_torch(zbuf, tri, num_faces, batch, height, width)
