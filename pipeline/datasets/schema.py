@@ -135,8 +135,10 @@ def validate_manifest(table: pa.Table, where: str = "manifest") -> None:
     for f in MANIFEST_SCHEMA:
         if not f.nullable and table.column(f.name).null_count:
             raise ManifestError(f"{where}: column {f.name!r} has {table.column(f.name).null_count} nulls")
+    if table.num_rows == 0:
+        return
     ids = table.column("sample_id")
-    if table.num_rows and pc.any(pc.match_substring(ids, ".")).as_py():
+    if pc.any(pc.match_substring(ids, ".")).as_py():
         bad = [s for s in ids.to_pylist() if "." in s][0]
         raise ManifestError(f"{where}: sample_id {bad!r} contains a dot")
     if pc.count_distinct(ids).as_py() != table.num_rows:
@@ -148,18 +150,17 @@ def validate_manifest(table: pa.Table, where: str = "manifest") -> None:
         values = pc.list_flatten(col) if pa.types.is_fixed_size_list(col.type) else col
         if len(values) and not pc.all(pc.is_finite(values)).as_py():
             raise ManifestError(f"{where}: column {name!r} has NaN or inf values")
-    if table.num_rows and not pc.all(pc.greater(table.column("scale"), 0)).as_py():
+    if not pc.all(pc.greater(table.column("scale"), 0)).as_py():
         raise ManifestError(f"{where}: column 'scale' has values <= 0")
     bad_gender = set(table.column("gender").to_pylist()) - set(GENDERS)
     if bad_gender:
         raise ManifestError(f"{where}: column 'gender' has values {sorted(bad_gender)}, expected m/f/n")
-    lengths = [pc.list_value_length(table.column(c)) for c in ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")]
+    lengths = [
+        pc.fill_null(pc.list_value_length(table.column(c)), -1).to_numpy()  # -1: null list
+        for c in ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V")
+    ]
     for c, n in zip(("dp_y", "dp_I", "dp_U", "dp_V"), lengths[1:]):
-        same = pc.equal(lengths[0], n)
-        if (
-            not pc.all(pc.fill_null(same, True)).as_py()
-            or not pc.all(pc.equal(pc.is_null(lengths[0]), pc.is_null(n))).as_py()
-        ):
+        if (n != lengths[0]).any():
             raise ManifestError(f"{where}: column {c!r} length differs from dp_x in some row")
 
 
