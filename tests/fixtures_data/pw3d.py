@@ -21,7 +21,7 @@ def sequence_dict(seq: str, n_frames: int, valid: list[list[int]], genders: list
     rng = np.random.default_rng(seed)
     n_people = len(valid)
     cam = np.tile(np.eye(4), (n_frames, 1, 1))
-    cam[:, :3, :3] = Rotation.from_euler("y", 30.0 * np.arange(n_frames), degrees=True).as_matrix()
+    cam[:, :3, :3] = Rotation.from_euler("y", 30.0 * np.arange(n_frames)[:, None], degrees=True).as_matrix()
     cam[:, :3, 3] = [0.1, 0.2, 3.0]
     poses2d = []
     for _ in range(n_people):
