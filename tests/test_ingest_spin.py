@@ -120,3 +120,31 @@ def test_validate_manifest_catches_contract_breaks(tmp_path: Path) -> None:
         validate_manifest(table.replace_schema_metadata({}))
     with pytest.raises(ManifestError, match="schema differs"):
         validate_manifest(table.drop_columns(["mask"]).replace_schema_metadata(table.schema.metadata))
+
+
+def test_single_split_rerun_keeps_other_splits_rejects_and_cli_errors(tmp_path: Path, capsys) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "manifests"
+    _lsp(raw)
+    names = ["images/im1001.jpg"]
+    write_npz(
+        raw / EXTRAS / "lsp_dataset_test.npz",
+        dict(spin_arrays(names, lsp_style=True), scale=np.array([-1.0])),
+    )
+    write_images(raw / "lsp" / "small", names)
+    argv = ["--dataset", "lsp", "--root", str(raw), "--out", str(out)]
+    assert ingest_stage.main(argv) == 0
+    before = pq.read_table(out / "lsp" / "rejects.parquet").to_pylist()
+    assert [r["reason"] for r in before if r["split"] == "test"] == ["scale is not positive"]
+    assert ingest_stage.main([*argv, "--split", "train"]) == 0
+    after = pq.read_table(out / "lsp" / "rejects.parquet").to_pylist()
+    assert sorted(map(str, after)) == sorted(map(str, before))
+    assert ingest_stage.main([*argv, "--split", "nope"]) == 2
+    assert "no split(s) ['nope']" in capsys.readouterr().err
+    assert ingest_stage.main(["--dataset", "lsp", "--root", str(tmp_path / "empty"), "--out", str(out)]) == 1
+
+
+def test_ingest_help_explains_the_stage(capsys) -> None:
+    with pytest.raises(SystemExit):
+        ingest_stage.main(["--help"])
+    out = capsys.readouterr().out
+    assert "rejects.parquet" in out and "--root" in out and "--out" in out

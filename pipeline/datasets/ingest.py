@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.bag as db
+import pyarrow.parquet as pq
 
 from .coco import parse_coco_json
 from .pw3d import parse_pw3d_sequence
@@ -121,6 +122,10 @@ def ingest_dataset(
     all_rejects: list[dict] = []
     if not source.splits:
         raise IngestError(f"{source.path}: no ingest.splits configured for {source.name!r}")
+    unknown = sorted(set(splits or ()) - {s.split for s in source.splits})
+    if unknown:
+        known = [s.split for s in source.splits]
+        raise IngestError(f"{source.path}: no split(s) {unknown} in ingest.splits (has {known})")
     for split in source.splits:
         if splits is not None and split.split not in splits:
             continue
@@ -145,8 +150,17 @@ def ingest_dataset(
             summary.rejects[(r["field"], _reason_kind(r["reason"]))] += 1
         all_rejects += rejects
     if summary.rows:
-        write_parquet_atomic(rejects_table(all_rejects), out / source.name / "rejects.parquet")
+        rejects_path = out / source.name / "rejects.parquet"
+        kept = _rejects_of_other_splits(rejects_path, set(summary.rows))
+        write_parquet_atomic(rejects_table(kept + all_rejects), rejects_path)
     return summary
+
+
+def _rejects_of_other_splits(path: Path, rewritten: set[str]) -> list[dict]:
+    """Reject records already on disk for splits this run did not rewrite (e.g. with ``splits=[...]``)."""
+    if not path.is_file():
+        return []
+    return [r for r in pq.read_table(path).to_pylist() if r["split"] not in rewritten]
 
 
 def summary_json(summary: IngestSummary) -> str:

@@ -82,7 +82,9 @@ def parse_pw3d_sequence(path: Path, image_root: str, file_label: str) -> Block:
         if bad:
             shapes = {"poses": poses.shape, "poses2d": kp.shape, "campose_valid": valid.shape}
             shapes |= {"betas": betas.shape, "cam_poses": cam_poses.shape}
-            block.reject(slice(None), bad[0], f"{bad[0]} has shape {shapes[bad[0]]} for {n_frames} frames")
+            block.reject(
+                slice(None), bad[0], f"wrong shape: {bad[0]} is {shapes[bad[0]]} for {n_frames} frames"
+            )
             persons.append(block)
             continue
         block.gender[:] = _gender(genders[p]) if p < len(genders) else "n"

@@ -154,7 +154,7 @@ def screen(block: Block, dataset_dir: Path, check_images: bool = True) -> tuple[
             half = 100.0 * block.scale[i]
             (cx, cy), (w, h) = block.center[i], size
             if cx + half <= 0 or cy + half <= 0 or cx - half >= w or cy - half >= h:
-                block.reject(i, "center", f"box outside the {w}x{h} image")
+                block.reject(i, "center", f"box outside the image ({w}x{h})")
     seen: dict[str, int] = {}
     for i in np.flatnonzero(block.reason == None):  # noqa: E711
         sid = block.sample_id[i]

@@ -56,27 +56,31 @@ def parse_up3d(list_path: Path, image_root: str, file_label: str) -> Block:
         try:
             body = load_py2_pickle(folder / f"{stem}_body.pkl")
         except (OSError, EOFError, ValueError, KeyError, AttributeError, ImportError) as e:
-            block.reject(i, "body.pkl", f"unreadable {stem}_body.pkl: {type(e).__name__}: {e}"[:200])
+            block.reject(
+                i, "body.pkl", f"unreadable body.pkl: {stem}_body.pkl: {type(e).__name__}: {e}"[:200]
+            )
             continue
         try:
             pose = np.asarray(body["pose"], np.float64).reshape(-1)
             betas = np.asarray(body["betas"], np.float64).reshape(-1)
             rt = np.asarray(body.get("rt", np.zeros(3)), np.float64).reshape(-1)
         except (KeyError, TypeError, ValueError) as e:
-            block.reject(i, "body.pkl", f"{stem}_body.pkl lacks numeric pose/betas: {e}"[:200])
+            block.reject(i, "body.pkl", f"no numeric pose/betas: {stem}_body.pkl: {e}"[:200])
             continue
         if pose.shape != (72,) or betas.shape[0] < 10 or rt.shape != (3,):
             block.reject(
-                i, "body.pkl", f"{stem}_body.pkl: pose {pose.shape}, betas {betas.shape}, rt {rt.shape}"
+                i,
+                "body.pkl",
+                f"wrong shapes: {stem}_body.pkl: pose {pose.shape}, betas {betas.shape}, rt {rt.shape}",
             )
             continue
         try:
             joints = joints_lsp14(np.load(folder / f"{stem}_joints.npy", allow_pickle=False))
         except (OSError, ValueError) as e:
-            block.reject(i, "joints.npy", f"unreadable {stem}_joints.npy: {e}"[:200])
+            block.reject(i, "joints.npy", f"unreadable joints.npy: {stem}_joints.npy: {e}"[:200])
             continue
         if joints is None:
-            block.reject(i, "joints.npy", f"{stem}_joints.npy has an unknown shape (expected 3x14)")
+            block.reject(i, "joints.npy", f"unknown joints shape: {stem}_joints.npy (expected 3x14)")
             continue
         root = Rotation.from_rotvec(rt) * Rotation.from_rotvec(pose[:3])
         block.pose[i] = np.concatenate([root.as_rotvec(), pose[3:]])
