@@ -131,7 +131,11 @@ def ingest_dataset(
             continue
         files = _split_files(split, root)
         if not files:
-            summary.skipped[split.split] = f"no annotation file at {root / split.annotations}"
+            owner = split.annotations.split("/")[0]
+            summary.skipped[split.split] = (
+                f"no annotation file at {root / split.annotations} "
+                f"(fetch or place it: python -m stages.fetch --dataset {owner} --root {root})"
+            )
             continue
         jobs = [
             (split.format, f, source.name, split.image_root, f.relative_to(root).as_posix()) for f in files

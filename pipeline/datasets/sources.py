@@ -12,7 +12,7 @@ Layout of one manifest::
     login_required: false           # true: files can't be fetched; the user places them (``place`` text)
     registration_url: null          # page where a licence is accepted / an account made, if any
     notes: free text
-    files:                          # paths are relative to RAW_DIR/<name>
+    files:                          # paths are relative to RAW_DIR/<name>; [] for locally generated data
       - path: lsp_dataset_original.zip
         url: http://...             # null for login-gated files
         size: 12345                 # bytes, null when not published
@@ -207,8 +207,6 @@ def load_source_file(path: str | os.PathLike) -> Source:
     _check_keys(data, _TOP_KEYS, where)
     if data["name"] != path.stem:
         raise SourceError(f"{where}.name: {data['name']!r} must equal the file name stem {path.stem!r}")
-    if not data["files"]:
-        raise SourceError(f"{where}.files: must list at least one file")
     files = tuple(
         _parse_file(f, f"{where}.files[{i}]", data["login_required"]) for i, f in enumerate(data["files"])
     )
