@@ -67,6 +67,9 @@ def test_rows_per_person_and_valid_frame_with_camera_frame_root(tmp_path: Path) 
     assert ("courtyard_basketball_00.pkl:p1:f0", "kp2d") in reasons
     assert {s for s, f in reasons if f == "poses2d"} == {f"downtown_walking_00.pkl:p0:f{i}" for i in range(3)}
     assert ("garbage.pkl", "<file>") in reasons and len(rejects) == 5
+    assert {r["file"] for r in rejects if r["field"] == "poses2d"} == {
+        "3dpw/sequenceFiles/test/downtown_walking_00.pkl"
+    }
 
 
 def test_dask_processes_give_the_same_table(tmp_path: Path) -> None:

@@ -30,6 +30,16 @@ _ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "kp3d": (NUM_KP, 4),
 }
 _STRING_COLUMNS = ("sample_id", "image_path", "gender", "action", "subject", "sequence", "source_row")
+# every per-row array of a Block (what take/concat carry along)
+_ROW_COLUMNS = (
+    *_ARRAY_SHAPES,
+    "has_smpl",
+    "has_kp3d",
+    *_STRING_COLUMNS,
+    "reason",
+    "reason_field",
+    "row_file",
+)
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Block:
         self.gender[:] = "n"
         self.reason = np.full(self.n, None, dtype=object)
         self.reason_field = np.full(self.n, None, dtype=object)
+        self.row_file = np.full(self.n, self.file, dtype=object)  # survives concat of several files
 
     def reject(self, rows: np.ndarray | slice | int, column: str, reason: str) -> None:
         """Mark ``rows`` bad (first reason wins) with the offending ``column`` and a readable reason."""
@@ -82,7 +93,15 @@ class Block:
     def take(self, idx: np.ndarray) -> Block:
         """A new block with rows ``idx`` (int indices) of this one."""
         out = Block(len(idx), self.file, source_names=self.source_names)
-        for name in (*_ARRAY_SHAPES, "has_smpl", "has_kp3d", *_STRING_COLUMNS, "reason", "reason_field"):
+        for name in (
+            *_ARRAY_SHAPES,
+            "has_smpl",
+            "has_kp3d",
+            *_STRING_COLUMNS,
+            "reason",
+            "reason_field",
+            "row_file",
+        ):
             setattr(out, name, getattr(self, name)[idx])
         out.extras = {k: [v[i] for i in idx] for k, v in self.extras.items()}
         return out
@@ -94,7 +113,15 @@ def concat(blocks: list[Block]) -> Block:
     if not blocks:
         return out
     out.source_names = {k: v for b in blocks for k, v in b.source_names.items()}
-    for name in (*_ARRAY_SHAPES, "has_smpl", "has_kp3d", *_STRING_COLUMNS, "reason", "reason_field"):
+    for name in (
+        *_ARRAY_SHAPES,
+        "has_smpl",
+        "has_kp3d",
+        *_STRING_COLUMNS,
+        "reason",
+        "reason_field",
+        "row_file",
+    ):
         setattr(out, name, np.concatenate([getattr(b, name) for b in blocks]))
     keys = sorted({k for b in blocks for k in b.extras})
     out.extras = {k: [v for b in blocks for v in b.extras.get(k, [None] * b.n)] for k in keys}
@@ -169,7 +196,7 @@ def screen(block: Block, dataset_dir: Path, check_images: bool = True) -> tuple[
         {
             "sample_id": block.sample_id[i] or "",
             "source_row": block.source_row[i],
-            "file": block.file,
+            "file": block.row_file[i],
             "field": block.reason_field[i],
             "reason": block.reason[i],
         }
