@@ -77,6 +77,7 @@ def test_h36m_ids_names_kp3d_and_broken_files(tmp_path: Path) -> None:
     names = ["images/S9_Directions_1.54138969_000001.jpg", "images/S11_Walking 1.55011271_000051.jpg"]
     arrays = spin_arrays(names, seed=3)
     del arrays["has_smpl"]  # absent -> SMPL present because pose and shape are
+    arrays["gender"] = np.array([1, 0])  # numeric genders, SPIN's internal code: 0 male, 1 female
     write_npz(raw / EXTRAS / "h36m_valid_protocol1.npz", arrays)
     short = dict(arrays, center=arrays["center"][:1])  # lengths disagree: the whole file is unusable
     write_npz(raw / EXTRAS / "h36m_valid_protocol2.npz", short)
@@ -91,6 +92,7 @@ def test_h36m_ids_names_kp3d_and_broken_files(tmp_path: Path) -> None:
     ]
     assert [(r["subject"], r["action"]) for r in rows] == [("S9", "Directions"), ("S11", "Walking")]
     assert rows[0]["sequence"] == "S9_Directions_1.54138969"
+    assert [r["gender"] for r in rows] == ["f", "m"]
     assert all(r["has_kp3d"] and r["has_smpl"] for r in rows)
     np.testing.assert_allclose(np.reshape(rows[1]["kp3d"], (24, 4)), arrays["S"][1], rtol=1e-6)
     assert read_manifest(out / "h36m" / "valid_p2.parquet").num_rows == 0

@@ -75,6 +75,7 @@ def test_densepose_coco_rows_points_masks_and_rejects(tmp_path: Path) -> None:
             "keypoints": coco_fx.keypoints(rng),
             "iscrowd": 1,
         },  # not a person sample
+        {"image_id": 9, "bbox": bbox, "keypoints": coco_fx.keypoints(rng)},  # no such image record
     ]
     doc = coco_fx.write_coco(
         raw / "densepose_coco" / "densepose_coco_2014_minival.json", raw / "coco" / "val2014", anns
@@ -112,4 +113,5 @@ def test_densepose_coco_rows_points_masks_and_rejects(tmp_path: Path) -> None:
         ("ann103", "keypoints"),
         ("ann104", "dp_x"),
         ("ann105", "image_path"),
+        ("ann107", "image_id"),
     }

@@ -67,9 +67,10 @@ def parse_coco_json(path: Path, dataset: str, image_root: str, file_label: str) 
         image = coco.imgs.get(ann["image_id"], {})
         block.source_row[i] = f"{file_label}:ann{ann['id']}"
         block.sample_id[i] = f"{dataset}_{int(ann['image_id']):012d}_{int(ann['id'])}"
-        block.image_path[i] = str(
-            PurePosixPath(image_root, image.get("file_name", f"missing-{ann['image_id']}"))
-        )
+        if "file_name" not in image:
+            block.reject(i, "image_id", f"image_id {ann['image_id']} has no entry in 'images'")
+            continue
+        block.image_path[i] = str(PurePosixPath(image_root, image["file_name"]))
         try:
             bx, by, bw, bh = (float(v) for v in ann["bbox"])
             kp = np.asarray(ann.get("keypoints", [0.0] * 51), np.float64).reshape(17, 3)

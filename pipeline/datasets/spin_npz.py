@@ -62,6 +62,15 @@ def _str(value) -> str:
     return value.decode("latin1") if isinstance(value, bytes) else str(value)
 
 
+def _genders(values: np.ndarray) -> list[str]:
+    """'m'/'f'/'n' per row: strings by first letter ('male' -> 'm'); numbers in SPIN's internal code
+    (0 male, 1 female); anything else neutral."""
+    if values.dtype.kind in "fiub":
+        return ["m" if v == 0 else "f" if v == 1 else "n" for v in values.tolist()]
+    letters = [_str(v).strip().lower()[:1] for v in values]
+    return [x if x in ("m", "f") else "n" for x in letters]
+
+
 def name_fields(dataset: str, imgname: str) -> tuple[str, str, str]:
     """(action, subject, sequence) parsed from a SPIN ``imgname`` where the dataset encodes them."""
     stem = PurePosixPath(imgname).stem
@@ -150,6 +159,5 @@ def parse_spin_npz(path: Path, dataset: str, image_root: str, file_label: str) -
         block.pose = np.where(has[:, None], pose, 0.0)
         block.betas = np.where(has[:, None], betas, 0.0)
     if "gender" in arrays:
-        g = [_str(v).strip().lower()[:1] for v in arrays["gender"].reshape(n)]
-        block.gender[:] = [x if x in ("m", "f") else "n" for x in g]
+        block.gender[:] = _genders(arrays["gender"].reshape(n))
     return block
