@@ -1,0 +1,182 @@
+"""Synthetic scenes of the open body: clothing colours, backgrounds, lighting, camera, and the annotations.
+
+One call renders a batch: poses and shapes are sampled, the body is posed in the camera frame, placed at a
+random position and size in the image, shaded with per-part clothing colours in front of a random
+background, and annotated the way SPIN's .npz files are (center, scale, 2D/3D keypoints, SMPL fit).
+Every random choice comes from the per-batch numpy Generator, so a batch is a pure function of its seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from pipeline.body.constants import NUM_PARTS
+from pipeline.body.model import BodyModel
+from pipeline.body.parts import DenseParts
+from pipeline.render.cameras import PerspectiveCamera
+from pipeline.render.shade import render_shaded
+from pipeline.synth.poses import camera_frame_global_orient, euler_to_axis_angle, sample_body_poses
+
+REFERENCE_FOCAL, REFERENCE_CROP = 5000.0, 224.0  # the paper's crop camera; see pipeline.render.cameras
+BBOX_PADDING = 1.2  # SPIN's convention: scale = padded box side / 200
+
+# Clothing groups over DensePose parts: what each part wears.
+_SHIRT = (1, 2, 15, 16, 17, 18)
+_SLEEVES = (19, 20, 21, 22)
+_SKIN = (3, 4, 23, 24)
+_TROUSERS = (7, 8, 9, 10)
+_LOWER_LEGS = (11, 12, 13, 14)
+_SHOES = (5, 6)
+
+
+@dataclass(frozen=True)
+class SceneBatch:
+    """images: (B, H, W, 3) uint8 RGB; annotations: SPIN-style arrays with B rows; templates: pose names."""
+
+    images: np.ndarray
+    annotations: dict[str, np.ndarray]
+    templates: list[str]
+
+
+def clothing_colours(rng: np.random.Generator, count: int) -> np.ndarray:
+    """(count, 25, 3) RGB in [0, 1] per DensePose part: shirt, skin, trousers, shoes; sleeve/trouser lengths vary."""
+    colours = np.zeros((count, NUM_PARTS + 1, 3))
+    skin = rng.uniform([0.35, 0.22, 0.15], [0.95, 0.78, 0.65], (count, 3))
+    shirt, trousers, shoes = (rng.uniform(0.05, 0.95, (count, 3)) for _ in range(3))
+    long_sleeves = rng.random(count) < 0.5
+    shorts = rng.random(count) < 0.3
+    for parts, colour in ((_SHIRT, shirt), (_SKIN, skin), (_TROUSERS, trousers), (_SHOES, shoes)):
+        colours[:, parts] = colour[:, None]
+    colours[:, _SLEEVES] = np.where(long_sleeves[:, None], shirt, skin)[:, None]
+    colours[:, _LOWER_LEGS] = np.where(shorts[:, None], skin, trousers)[:, None]
+    return colours
+
+
+def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8: a two-colour gradient with a few random shapes and sensor noise."""
+    start, end = rng.uniform(0, 255, (2, 3))
+    angle = rng.uniform(0, np.pi)
+    ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
+    t = (np.cos(angle) * xs + np.sin(angle) * ys)[..., None]
+    image = (start * (1 - t) + end * t).astype(np.uint8)
+    for _ in range(rng.integers(2, 7)):
+        colour = tuple(int(c) for c in rng.uniform(0, 255, 3))
+        if rng.random() < 0.5:
+            x0, y0 = rng.integers(0, width), rng.integers(0, height)
+            x1, y1 = x0 + rng.integers(10, width // 2), y0 + rng.integers(10, height // 2)
+            cv2.rectangle(image, (int(x0), int(y0)), (int(x1), int(y1)), colour, -1)
+        else:
+            centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+            cv2.circle(image, centre, int(rng.integers(5, width // 4)), colour, -1)
+    noise = rng.normal(0, 4, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def sample_smpl(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(count, 72) camera-frame axis-angle poses, (count, 10) betas and each pose's template name."""
+    euler, templates = sample_body_poses(rng, count)
+    pose = euler_to_axis_angle(euler)
+    pose[:, 0] = camera_frame_global_orient(rng, count)
+    betas = np.clip(rng.normal(0, 1, (count, 10)), -2.5, 2.5)
+    return pose.reshape(count, 72), betas, templates
+
+
+def place_in_image(
+    rng: np.random.Generator, vertices: np.ndarray, joints: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chooses each body's image position and size; returns focal lengths (B,) px and translations (B, 3) m.
+
+    The body's extent (largest side of its x/y bounding box, metres) is drawn at 55-90 % of the image side,
+    its pelvis within the middle fifth; the focal length follows the paper's crop camera (5000 px for a
+    224 px crop) so that the crop camera fitted later from the annotations matches.
+    """
+    count = len(vertices)
+    extent = np.maximum(np.ptp(vertices[..., 0], axis=1), np.ptp(vertices[..., 1], axis=1))
+    pixels = rng.uniform(0.55, 0.9, count) * size
+    crop_side = pixels * BBOX_PADDING
+    focal = REFERENCE_FOCAL * crop_side / REFERENCE_CROP
+    depth = focal * extent / pixels
+    target = size / 2 + rng.uniform(-0.1, 0.1, (count, 2)) * size
+    centre = 0.5 * (vertices[..., :2].min(axis=1) + vertices[..., :2].max(axis=1))
+    offset_xy = (target - size / 2) * depth[:, None] / focal[:, None] - centre
+    del joints  # placement uses the mesh's box, so limbs never leave the frame
+    return focal, np.concatenate([offset_xy, depth[:, None]], axis=1)
+
+
+def project(points: np.ndarray, focal: np.ndarray, translation: np.ndarray, size: int) -> np.ndarray:
+    """(B, N, 3) body-frame points -> (B, N, 2) pixels of a size x size image (principal point at centre)."""
+    cam = points + translation[:, None]
+    return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + size / 2
+
+
+def render_scene_batch(
+    body: BodyModel,
+    parts: DenseParts,
+    seed: int,
+    count: int,
+    size: int = 256,
+    backend: str = "auto",
+    smooth_shading: bool = False,
+) -> SceneBatch:
+    """Renders `count` synthetic people into size x size images with SPIN-style annotations (see module doc).
+
+    smooth_shading interpolates vertex normals; flat (per-face) shading is ~2x faster and the default.
+    """
+    rng = np.random.default_rng(seed)
+    pose, betas, templates = sample_smpl(rng, count)
+    with torch.no_grad():
+        out = body(
+            betas=torch.as_tensor(betas, dtype=torch.float32), pose=torch.as_tensor(pose, dtype=torch.float32)
+        )
+    vertices = out.vertices.double().numpy()
+    keypoints = body.regress(out.vertices, "spin24").double().numpy()
+    focal, translation = place_in_image(rng, vertices, out.joints.numpy(), size)
+
+    eye = np.tile(np.eye(3), (count, 1, 1))
+    intrinsics = eye.copy()
+    intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focal
+    intrinsics[:, :2, 2] = size / 2
+    camera = PerspectiveCamera(
+        K=torch.as_tensor(intrinsics, dtype=torch.float32),
+        R=torch.as_tensor(eye, dtype=torch.float32),
+        t=torch.as_tensor(translation, dtype=torch.float32),
+    )
+    face_colours = clothing_colours(rng, count)[:, parts.face_part]
+    backgrounds = np.stack([random_background(rng, size, size) for _ in range(count)])
+    light = rng.normal(size=3) * [0.6, 0.6, 0.3] + [0.0, -0.3, -1.0]
+    render_vertices = torch.as_tensor(vertices[:, parts.render_to_body], dtype=torch.float32)
+    images = render_shaded(
+        render_vertices,
+        torch.as_tensor(parts.faces),
+        camera,
+        size,
+        size,
+        backend=backend,
+        face_colors=torch.as_tensor(face_colours, dtype=torch.float32),
+        background=torch.as_tensor(backgrounds),
+        light_direction=tuple(float(x) for x in light),
+        ambient=float(rng.uniform(0.25, 0.5)),
+        smooth=smooth_shading,
+    ).numpy()
+
+    kp2d = project(keypoints, focal, translation, size)
+    inside = np.all((kp2d >= 0) & (kp2d < size), axis=-1)
+    mesh2d = project(vertices, focal, translation, size)
+    low, high = mesh2d.min(axis=1), mesh2d.max(axis=1)
+    kp3d = keypoints + translation[:, None]
+    annotations = {
+        "center": (0.5 * (low + high)).astype(np.float64),
+        "scale": (BBOX_PADDING * np.max(high - low, axis=1) / 200.0).astype(np.float64),
+        "part": np.concatenate([kp2d, inside[..., None]], axis=-1).astype(np.float64),
+        "S": np.concatenate([kp3d, np.ones((count, 24, 1))], axis=-1).astype(np.float64),
+        "pose": pose.astype(np.float32),
+        "shape": betas.astype(np.float32),
+        "has_smpl": np.ones(count, dtype=np.float64),
+        "focal_length": focal.astype(np.float64),
+        "cam_t": translation.astype(np.float64),
+    }
+    return SceneBatch(images=images, annotations=annotations, templates=templates)
