@@ -9,8 +9,9 @@ forward(image (B, 3, S, S), targets=None) -> dict:
   rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of
   (B, 24, 3) pelvis-relative joint positions from Y and Y^ ("position_aided" only);
   gt_partial (B, 24, 3K, r, r) when targets carry "iuv" (cut at the same RoIs);
-  with a body model attached: vertices (B, V, 3), joints (B, 24, 3), keypoints3d (B, 24, 3) SPIN24 when the
-  body model regresses them, keypoints2d (B, 24 or 24 SMPL, 2) reprojected in [-1, 1].
+  with a body model attached: vertices (B, V, 3), joints (B, 24, 3) SMPL joints, smpl_joints2d (B, 24, 2) their
+  projection in [-1, 1]; keypoints3d (B, 24, 3) SPIN24 and keypoints2d (B, 24, 2) when the body model has a
+  "spin24" regressor.
 """
 
 from __future__ import annotations
@@ -134,9 +135,9 @@ class DaNet(nn.Module):
         if self.body is not None:
             posed = self.body(betas=out["betas"], pose=out["rotmats"])
             out["vertices"], out["joints"] = posed.vertices, posed.joints
-            kp = posed.joints
-            if hasattr(self.body, "regress"):
-                kp = self.body.regress(posed.vertices, "spin24")
-                out["keypoints3d"] = kp
-            out["keypoints2d"] = project(kp, out["cam"], cfg.loss.focal_length, cfg.loss.image_size)
+            focal, size = cfg.loss.focal_length, cfg.loss.image_size
+            out["smpl_joints2d"] = project(posed.joints, out["cam"], focal, size)
+            if "spin24" in getattr(self.body, "regressor_names", ()):
+                out["keypoints3d"] = self.body.regress(posed.vertices, "spin24")
+                out["keypoints2d"] = project(out["keypoints3d"], out["cam"], focal, size)
         return out

@@ -55,6 +55,8 @@ class FakeBody(nn.Module):
         )  # fmt: skip
         return FakeOutput(v, jt)
 
+    regressor_names = ("smpl24", "spin24")
+
     def regress(self, vertices: torch.Tensor, name: str) -> torch.Tensor:
         assert name == "spin24"
         return torch.einsum("jv,bvc->bjc", self.spin24, vertices)
