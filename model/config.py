@@ -72,6 +72,9 @@ class RoIConfig:
     jitter_scale: float = 0.1  # training-time relative scale jitter
     simplified: bool = True  # 6 parts + background per joint (21 channels) or all 24 parts (75 channels)
     detach_centers: bool = True  # RoI placement does not back-propagate into the heatmaps
+    # In training, centre the RoIs on the ground-truth 2D joints (targets["joints2d_smpl"]) where visible,
+    # instead of the predicted ones; evaluation always uses the predictions.
+    gt_centers_in_training: bool = False
 
 
 @dataclass

@@ -98,7 +98,16 @@ class DaNet(nn.Module):
         out = self.iuv(image)
         b = image.shape[0]
         index_probs = F.softmax(out["index_logits"], dim=1)
-        centers, scales = self.roi(out["joints2d"], index_probs)
+        joints2d = out["joints2d"]
+        if (
+            self.training
+            and cfg.roi.gt_centers_in_training
+            and targets is not None
+            and "joints2d_smpl" in targets
+        ):
+            gt2 = targets["joints2d_smpl"].to(joints2d.dtype)
+            joints2d = torch.where(gt2[..., 2:3] > 0, gt2[..., :2], joints2d)
+        centers, scales = self.roi(joints2d, index_probs)
         out["roi_centers"], out["roi_scales"] = centers, scales
 
         # Joint-centric RoI pooling of the IUV features, then per-joint partial IUV estimation.

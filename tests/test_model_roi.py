@@ -58,3 +58,23 @@ def test_jitter_only_in_training_and_bounded():
     assert not torch.equal(c, base_c) and not torch.equal(s, base_s)
     assert torch.all((c - base_c).abs() <= 0.1 * base_s[..., None] + 1e-6)
     assert torch.all((s / base_s - 1).abs() <= 0.2 + 1e-6)
+
+
+def test_ground_truth_centres_in_training_only_where_visible():
+    from model.config import config_from_dict
+    from model.danet import DaNet
+    from tests.model_fakes import synthetic_batch
+
+    cfg = config_from_dict(
+        {"preset": "tiny", "roi": {"gt_centers_in_training": True, "jitter_position": 0, "jitter_scale": 0}}
+    )
+    torch.manual_seed(0)
+    model = DaNet(cfg)
+    image, targets = synthetic_batch(2, cfg.image_size)
+    targets["joints2d_smpl"][:, 5:, 2] = 0
+    with torch.no_grad():
+        train = model.train()(image, targets)
+        evaluation = model.eval()(image, targets)
+    assert torch.allclose(train["roi_centers"][:, :5], targets["joints2d_smpl"][:, :5, :2])
+    assert torch.allclose(train["roi_centers"][:, 5:], train["joints2d"][:, 5:])
+    assert torch.allclose(evaluation["roi_centers"], evaluation["joints2d"])
