@@ -93,21 +93,40 @@ class DaNet(nn.Module):
             return rot6d_to_matrix(x)
         return x.reshape(*x.shape[:-1], 3, 3).contiguous()
 
-    def forward(self, image: torch.Tensor, targets: dict | None = None) -> dict[str, torch.Tensor]:
-        cfg = self.cfg
-        out = self.iuv(image)
-        b = image.shape[0]
-        index_probs = F.softmax(out["index_logits"], dim=1)
+    def place_rois(self, out: dict, targets: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI centres (B, 24, 2) and scales (B, 24) from the predicted (or, optionally in training, the
+        ground-truth) 2D joints."""
         joints2d = out["joints2d"]
-        if (
-            self.training
-            and cfg.roi.gt_centers_in_training
-            and targets is not None
-            and "joints2d_smpl" in targets
-        ):
+        use_gt = self.training and self.cfg.roi.gt_centers_in_training
+        if use_gt and targets is not None and "joints2d_smpl" in targets:
             gt2 = targets["joints2d_smpl"].to(joints2d.dtype)
             joints2d = torch.where(gt2[..., 2:3] > 0, gt2[..., :2], joints2d)
-        centers, scales = self.roi(joints2d, index_probs)
+        return self.roi(joints2d, F.softmax(out["index_logits"], dim=1))
+
+    def stream_inputs(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the one-hot layout, after the drop."""
+        keys = ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
+        maps = {k: out[k].detach() if self.cfg.detach_maps else out[k] for k in keys}
+        global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
+        partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
+        return self.drop(global_maps, partial_maps)
+
+    def geometry(self, out: dict) -> dict[str, torch.Tensor]:
+        """Vertices, joints and projected keypoints from the attached body model."""
+        focal, size = self.cfg.loss.focal_length, self.cfg.loss.image_size
+        posed = self.body(betas=out["betas"], pose=out["rotmats"])
+        geo = {"vertices": posed.vertices, "joints": posed.joints}
+        geo["smpl_joints2d"] = project(posed.joints, out["cam"], focal, size)
+        if "spin24" in getattr(self.body, "regressor_names", ()):
+            geo["keypoints3d"] = self.body.regress(posed.vertices, "spin24")
+            geo["keypoints2d"] = project(geo["keypoints3d"], out["cam"], focal, size)
+        return geo
+
+    def forward(self, image: torch.Tensor, targets: dict | None = None) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        b = image.shape[0]
+        out = self.iuv(image)
+        centers, scales = self.place_rois(out, targets)
         out["roi_centers"], out["roi_scales"] = centers, scales
 
         # Joint-centric RoI pooling of the IUV features, then per-joint partial IUV estimation.
@@ -115,24 +134,14 @@ class DaNet(nn.Module):
         ph = self.partial_heads(pooled.flatten(0, 1))
         for key in ("index_logits", "u", "v"):
             out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
-        maps = {
-            k: out[k] for k in ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
-        }
-        if cfg.detach_maps:
-            maps = {k: v.detach() for k, v in maps.items()}
-        global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
-        partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
-        global_maps, partial_maps = self.drop(global_maps, partial_maps)
-        out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         if targets is not None and "iuv" in targets:
+            gt = targets["iuv"].to(image.dtype)
             out["gt_partial"] = gt_partial_iuv(
-                targets["iuv"].to(image.dtype),
-                centers.detach(),
-                scales.detach(),
-                cfg.roi.size,
-                cfg.roi.simplified,
+                gt, centers.detach(), scales.detach(), cfg.roi.size, cfg.roi.simplified
             )
 
+        global_maps, partial_maps = self.stream_inputs(out)
+        out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         params = self.global_stream(global_maps)
         out["cam"] = self.mean_cam + params[:, :3]
         out["betas"] = self.mean_betas + params[:, 3:]
@@ -140,13 +149,6 @@ class DaNet(nn.Module):
         out["rotmats_stages"] = [self.to_rotmats(r) for r in refined["rotations"]]
         out["rotmats"] = out["rotmats_stages"][-1]
         out["positions"] = refined["positions"]
-
         if self.body is not None:
-            posed = self.body(betas=out["betas"], pose=out["rotmats"])
-            out["vertices"], out["joints"] = posed.vertices, posed.joints
-            focal, size = cfg.loss.focal_length, cfg.loss.image_size
-            out["smpl_joints2d"] = project(posed.joints, out["cam"], focal, size)
-            if "spin24" in getattr(self.body, "regressor_names", ()):
-                out["keypoints3d"] = self.body.regress(posed.vertices, "spin24")
-                out["keypoints2d"] = project(out["keypoints3d"], out["cam"], focal, size)
+            out.update(self.geometry(out))
         return out

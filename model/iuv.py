@@ -44,6 +44,14 @@ def iuv_maps(index_logits: torch.Tensor, u: torch.Tensor, v: torch.Tensor, dim: 
     return torch.cat([p, u * p * fg, v * p * fg], dim=dim)
 
 
+def iuv_image(index_logits: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Predicted (B, 25, H, W) heads -> (B, H, W, 3) float IUV image (I = argmax part, U, V of that part),
+    the layout pipeline.render.iuv encodes to iuv.png."""
+    from pipeline.render.iuv import onehot_to_iuv
+
+    return onehot_to_iuv(iuv_maps(index_logits, u, v))
+
+
 class IUVHeads(nn.Module):
     """Shared 3x3 conv, then 1x1 heads: index (K), U (K), V (K) and optional extra heads."""
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from model.rotations import axis_angle_to_matrix
 from pipeline.body.constants import SMPL_PARENTS
+from pipeline.render.iuv import iuv_to_onehot
 
 
 @dataclass
@@ -63,22 +64,19 @@ class FakeBody(nn.Module):
 
 
 def synthetic_iuv(batch: int, size: int, seed: int = 0) -> torch.Tensor:
-    """(B, 75, size, size) one-hot IUV maps: a person-like blob of random parts with smooth U, V."""
+    """(B, 75, size, size) one-hot IUV maps (pipeline.render.iuv layout): a person-like ellipse cut into a grid
+    of parts with smooth U, V."""
     g = torch.Generator().manual_seed(seed)
     ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    out = torch.zeros(batch, 75, size, size)
+    iuv = torch.zeros(batch, size, size, 3)
     for b in range(batch):
         cx, cy = (torch.rand(2, generator=g) - 0.5) * 0.4
         fg = ((xs - cx) / 0.45) ** 2 + ((ys - cy) / 0.8) ** 2 < 1
         parts = (((ys - cy) * 3 + 3).clamp(0, 5).long() * 4 + ((xs - cx) * 3 + 2).clamp(0, 3).long()) % 24 + 1
-        label = torch.where(fg, parts, torch.zeros_like(parts))
-        onehot = torch.nn.functional.one_hot(label, 25).permute(2, 0, 1).float()
-        out[b, :25] = onehot
-        out[b, 25:50] = onehot * ((xs + 1) / 2)
-        out[b, 50:] = onehot * ((ys + 1) / 2)
-        out[b, 25] = 0
-        out[b, 50] = 0
-    return out
+        iuv[b, ..., 0] = torch.where(fg, parts, torch.zeros_like(parts)).float()
+        iuv[b, ..., 1] = (xs + 1) / 2
+        iuv[b, ..., 2] = (ys + 1) / 2
+    return iuv_to_onehot(iuv)
 
 
 def synthetic_batch(

@@ -28,3 +28,12 @@ def test_perfect_logits_give_zero_index_loss_and_masked_mean_ignores_unlabelled(
     assert torch.allclose(wrong, torch.full((2,), float(torch.log(torch.tensor(25.0)))))
     assert masked_mean(torch.tensor([1.0, 100.0]), torch.tensor([True, False])) == 1.0
     assert masked_mean(torch.tensor([1.0, 100.0]), torch.tensor([False, False])) == 0.0
+
+
+def test_iuv_image_reads_back_the_one_hot_maps():
+    from model.iuv import iuv_image
+    from pipeline.render.iuv import onehot_to_iuv
+
+    gt = synthetic_iuv(2, 8, seed=5)
+    image = iuv_image(gt[:, :25] * 50, gt[:, 25:50], gt[:, 50:])
+    assert torch.allclose(image, onehot_to_iuv(gt), atol=1e-5)
