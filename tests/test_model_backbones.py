@@ -87,3 +87,12 @@ def test_hrnet_w48_parameter_count():
         net = HRNet(**{k: v for k, v in vars(HRNetConfig()).items() if k != "pretrained"})
     # pose-estimation HRNet-W48 trunk (timm's hrnet_w48 minus its classification neck): 63.6 M parameters
     assert 63.0e6 < sum(p.numel() for p in net.parameters()) < 64.0e6
+
+
+def test_hrnet_w32_branch_widths():
+    with torch.device("meta"):
+        net = HRNet(width=32)
+    state = net.state_dict()
+    assert state["transition1.0.0.weight"].shape == (32, 256, 3, 3)
+    assert state["transition3.3.0.0.weight"].shape == (256, 128, 3, 3)
+    assert net.out_channels == 32

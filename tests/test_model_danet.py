@@ -154,3 +154,22 @@ def test_tiny_config_overfits_eight_samples(one_thread):
         if min(history[-5:]) * 10 <= history[0] and len(history) >= 5:
             break
     assert min(history[-5:]) * 10 <= history[0], (history[0], history[-5:], time.perf_counter() - start)
+
+
+def test_mean_parameters_file_sets_the_starting_point(tmp_path):
+    import numpy as np
+
+    from model.rotations import matrix_to_rot6d, rot6d_to_matrix
+
+    pose6d = matrix_to_rot6d(rot6d_to_matrix(torch.randn(24, 6))).reshape(-1).numpy()
+    path = tmp_path / "smpl_mean_params.npz"
+    np.savez(path, pose=pose6d, shape=np.arange(10, dtype=np.float32), cam=np.array([0.8, 0.1, 0.0]))
+    cfg = config_from_dict({"preset": "tiny", "mean_params": str(path)})
+    model = DaNet(cfg)
+    assert torch.allclose(model.mean_rotation.reshape(-1), torch.as_tensor(pose6d), atol=1e-6)
+    assert torch.equal(model.mean_betas, torch.arange(10.0)) and torch.allclose(
+        model.mean_cam[0], torch.tensor(0.8)
+    )
+    np.savez(path, shape=np.zeros(10))
+    with pytest.raises(KeyError, match="pose"):
+        DaNet(cfg)
