@@ -3,7 +3,9 @@ CUDA when available inference images/s at batch 1 and 64 (fp32, bf16 autocast, o
 training samples/s. Prints one JSON object. Ratios compare against the IUV estimator alone, measured in the
 same run (the share of time the RoI pooling, streams and refinement add).
 
-    python -m bench.model [--repeats 3] [--no-paper] [--compile]
+    python -m bench.model [--repeats 3] [--no-paper] [--compile] [--threads N]
+
+On a shared CPU, time with --threads 1: oversubscribed OpenMP threads make small ops ~10x slower.
 """
 
 from __future__ import annotations
@@ -130,7 +132,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-paper", action="store_true", help="skip the paper config on CPU")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile on CUDA")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result: dict = {
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),

@@ -19,15 +19,6 @@ from torch import nn
 from pipeline.body.constants import ROI_ALPHA, ROI_DELTA, SMPL_PARENTS
 
 
-def children_of(parents: Sequence[int]) -> list[list[int]]:
-    """Children of every joint."""
-    kids: list[list[int]] = [[] for _ in parents]
-    for i, p in enumerate(parents):
-        if p >= 0:
-            kids[p].append(i)
-    return kids
-
-
 def bone_lengths(joints: torch.Tensor, parents: Sequence[int] = SMPL_PARENTS) -> torch.Tensor:
     """(B, J, 2) joints -> (B, J) longer of the bones to parent and children; root: half the joint box."""
     b, j, _ = joints.shape
@@ -40,9 +31,8 @@ def bone_lengths(joints: torch.Tensor, parents: Sequence[int] = SMPL_PARENTS) ->
     out = torch.zeros(b, j, dtype=joints.dtype, device=joints.device)
     out = out.scatter_reduce(1, a.expand(b, -1), lengths, reduce="amax", include_self=True)
     side = (joints.amax(1) - joints.amin(1)).amax(-1)  # (B,)
-    roots = [i for i, p in enumerate(parents) if p < 0]
-    out[:, roots] = side[:, None] / 2
-    return out
+    is_root = torch.tensor([p < 0 for p in parents], device=joints.device)
+    return torch.where(is_root, side[:, None] / 2, out)
 
 
 def foreground_box_side(index_probs: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
