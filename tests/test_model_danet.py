@@ -55,6 +55,12 @@ def test_paper_output_shapes_on_meta_device():
             "refine": {"variant": "direct"},
         },
         {"roi": {"simplified": False}, "iuv": {"arch": "resnet"}, "drop": {"kind": "dropblock"}},
+        {
+            "detach_maps": False,
+            "roi": {"detach_centers": False},
+            "refine": {"variant": "position_implicit", "learnable_edges": False},
+            "drop": {"kind": "dropout"},
+        },
     ],
 )
 def test_every_trainable_parameter_gets_a_gradient(overrides):
