@@ -154,7 +154,7 @@ def paper_config() -> DaNetConfig:
 
 
 def tiny_config() -> DaNetConfig:
-    """A few-MFLOP network of the same structure for CPU tests: narrow HRNet and ResNets, 64x64 input."""
+    """A 0.5 M-parameter network of the same structure for CPU tests: narrow HRNet and ResNets, 64x64 input."""
     tiny_resnet = ResNetConfig(depth=18, width=8, layers=(1, 1, 1, 1))
     return DaNetConfig(
         image_size=64,
