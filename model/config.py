@@ -187,6 +187,31 @@ def preset(name: str) -> DaNetConfig:
     return PRESETS[name]()
 
 
+# The switches of the paper's ablation study (Section 5.4), as overrides of a preset.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "dnet": {"refine": {"variant": "none"}},
+    "refine_direct": {"refine": {"variant": "direct"}},
+    "refine_position_implicit": {"refine": {"variant": "position_implicit"}},
+    "refine_position_aided": {"refine": {"variant": "position_aided"}},
+    "fixed_edges": {"refine": {"learnable_edges": False}},
+    "no_drop": {"drop": {"kind": "none"}},
+    "dropout": {"drop": {"kind": "dropout"}},
+    "dropblock": {"drop": {"kind": "dropblock"}},
+    "equal_roi_scale": {"roi": {"alpha_mode": "equal"}},
+    "learnable_roi": {"roi": {"learnable": True}},
+    "box_roi_scale": {"roi": {"scale_mode": "box"}},
+    "all_parts": {"roi": {"simplified": False}},
+    "matrix_rotations": {"rotation": "matrix"},
+}
+
+
+def ablation(name: str, base: str = "paper") -> DaNetConfig:
+    """The `base` preset with one ablation switch of ABLATIONS applied."""
+    if name not in ABLATIONS:
+        raise KeyError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
+    return config_from_dict({"preset": base, **ABLATIONS[name]})
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Turn a YAML/dict value into the annotated field type (dataclasses recursively, lists -> tuples)."""
     origin = typing.get_origin(tp)

@@ -179,3 +179,15 @@ def test_mean_parameters_file_sets_the_starting_point(tmp_path):
     np.savez(path, shape=np.zeros(10))
     with pytest.raises(KeyError, match="pose"):
         DaNet(cfg)
+
+
+def test_every_ablation_switch_builds_and_runs():
+    from model.config import ABLATIONS, ablation
+
+    image, _ = synthetic_batch(2, 64)
+    for name in ABLATIONS:
+        torch.manual_seed(0)
+        model = DaNet(ablation(name, "tiny")).train()
+        out = model(image)
+        assert out["rotmats"].shape == (2, 24, 3, 3), name
+    assert ablation("dnet").refine.variant == "none" and ablation("dnet").iuv.hrnet.width == 48
