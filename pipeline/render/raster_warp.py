@@ -15,7 +15,7 @@ from pipeline.render.cache import cache_subdir
 from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
 
 _state = {"ready": False}
-wp.set_module_options({"enable_backward": False})
+wp.set_module_options({"enable_backward": False, "optimization_level": 3})
 
 
 def warp_cache_dir() -> str:
@@ -83,6 +83,9 @@ def _raster_triangle(
     k0 = inv_area / a[2]
     k1 = inv_area / c1[2]
     k2 = inv_area / c2[2]
+    # pixels are inside when sign * w_i >= 0 for all three edges (sign = +1 for positive area, -1 otherwise);
+    # flipping signs is exact, so this equals the torch backend's test bit for bit.
+    sign = wp.where(area > 0.0, 1.0, -1.0)
     x0 = int(fx0)
     x1 = int(fx1)
     y0 = int(fy0)
@@ -92,19 +95,19 @@ def _raster_triangle(
         for ix in range(x0, x1 + 1):
             px = float(ix) + 0.5
             w0 = _edge(c1[0], c1[1], c2[0], c2[1], px, py)
+            if sign * w0 < 0.0:
+                continue
             w1 = _edge(c2[0], c2[1], a[0], a[1], px, py)
+            if sign * w1 < 0.0:
+                continue
             w2 = _edge(a[0], a[1], c1[0], c1[1], px, py)
-            inside = False
-            if area > 0.0:
-                inside = w0 >= 0.0 and w1 >= 0.0 and w2 >= 0.0
-            else:
-                inside = w0 <= 0.0 and w1 <= 0.0 and w2 <= 0.0
-            if inside:
-                depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
-                dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
-                key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
-                if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
-                    wp.atomic_min(zbuf, b, iy, ix, key)
+            if sign * w2 < 0.0:
+                continue
+            depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
+            dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
+            key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
+            if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
+                wp.atomic_min(zbuf, b, iy, ix, key)
 
 
 @wp.kernel
