@@ -200,12 +200,15 @@ def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, wid
     wfaces = wp.from_torch(faces.to(torch.int32).contiguous(), dtype=wp.vec3i)
     wzbuf = wp.from_torch(face_index)
     wdev = wverts.device
+    # on CUDA, launch on torch's current stream so that the kernels are ordered with torch's own work
+    stream = wp.stream_from_torch(dev) if on_gpu else None
     meshes_per_thread = 1 if on_gpu else batch
     wp.launch(
         _raster_kernel,
         dim=(-(-batch // meshes_per_thread), num_faces),
         inputs=[wverts, wfaces, height, width, meshes_per_thread, wzbuf],
         device=wdev,
+        stream=stream,
     )
     pixels_per_thread = 1 if on_gpu else width
     outputs = [wzbuf, wp.from_torch(bary, dtype=wp.vec3), wp.from_torch(depth)]
@@ -214,7 +217,6 @@ def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, wid
         dim=(batch, height, -(-width // pixels_per_thread)),
         inputs=[wverts, wfaces, wzbuf, pixels_per_thread, *outputs],
         device=wdev,
+        stream=stream,
     )
-    if on_gpu:
-        wp.synchronize_device(wdev)
     return Fragments(face_index=face_index, bary=bary, depth=depth)
