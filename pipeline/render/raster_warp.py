@@ -116,16 +116,15 @@ def _raster_kernel(
     faces: wp.array(dtype=wp.vec3i),
     height: int,
     width: int,
-    meshes_per_thread: int,
+    faces_per_thread: int,
     zbuf: wp.array3d(dtype=wp.int64),
 ):
-    # thread (g, f) draws face f of meshes g*k .. g*k+k-1: k = B on CPU (amortises Warp's per-thread cost),
-    # k = 1 on CUDA (maximum parallelism).
-    g, f = wp.tid()
-    face = faces[f]
-    b_end = wp.min((g + 1) * meshes_per_thread, verts.shape[0])
-    for b in range(g * meshes_per_thread, b_end):
-        _raster_triangle(verts, face, b, f, height, width, zbuf)
+    # thread (b, g) draws faces g*k .. g*k+k-1 of mesh b: k = F on CPU (one mesh at a time keeps its vertices
+    # and its z-buffer in cache and amortises Warp's per-thread cost), k = 1 on CUDA (maximum parallelism).
+    b, g = wp.tid()
+    f_end = wp.min((g + 1) * faces_per_thread, faces.shape[0])
+    for f in range(g * faces_per_thread, f_end):
+        _raster_triangle(verts, faces[f], b, f, height, width, zbuf)
 
 
 @wp.func
@@ -202,11 +201,11 @@ def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, wid
     wdev = wverts.device
     # on CUDA, launch on torch's current stream so that the kernels are ordered with torch's own work
     stream = wp.stream_from_torch(dev) if on_gpu else None
-    meshes_per_thread = 1 if on_gpu else batch
+    faces_per_thread = 1 if on_gpu else num_faces
     wp.launch(
         _raster_kernel,
-        dim=(-(-batch // meshes_per_thread), num_faces),
-        inputs=[wverts, wfaces, height, width, meshes_per_thread, wzbuf],
+        dim=(batch, -(-num_faces // faces_per_thread)),
+        inputs=[wverts, wfaces, height, width, faces_per_thread, wzbuf],
         device=wdev,
         stream=stream,
     )
