@@ -38,6 +38,7 @@ def bench_mesh(batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, s
         pose[:, :3] = 0
         with torch.no_grad():
             verts = body(pose=pose).vertices.float()
+        verts = verts - verts.mean(1, keepdim=True)  # centred in the crop
         return verts * flip, body.faces, f"anny-smpl24 body, {verts.shape[1]} verts, {len(body.faces)} faces"
     except ImportError:
         verts, faces = uv_sphere(100, 138)
