@@ -185,3 +185,27 @@ def test_matches_a_brute_force_reference_on_random_triangles(backend, seed):
     clear = margin > 1e-3  # leave out pixels on an edge or at a near-tie of depths
     assert clear.mean() > 0.8
     assert np.array_equal(frags.face_index[0].numpy()[clear], expected[clear])
+
+
+@pytest.mark.skipif(not warp_available(), reason="no warp")
+def test_auto_falls_back_to_torch_when_warp_cannot_start(monkeypatch):
+    import importlib
+
+    import pipeline.render.raster_warp as raster_warp
+
+    # (pipeline.render re-exports the rasterize function under the module's name, so import the module)
+    rasterize_module = importlib.import_module("pipeline.render.rasterize")
+
+    def broken() -> None:
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(raster_warp, "init_warp", broken)
+    monkeypatch.setattr(rasterize_module, "_warp_status", {})
+    with pytest.warns(UserWarning, match="no compiler"):
+        assert rasterize_module.resolve_backend("auto") == "torch"
+    frags = rasterize(
+        _tri((1.0, 1.0, 2.0), (9.0, 1.0, 2.0), (1.0, 9.0, 2.0)), torch.tensor([[0, 1, 2]]), 10, 10
+    )
+    assert (frags.face_index == 0).sum() == 36
+    with pytest.raises(ImportError, match="warp"):
+        rasterize_module.resolve_backend("warp")
