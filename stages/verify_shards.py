@@ -17,7 +17,7 @@ from pipeline import shards as fmt
 
 
 def verify_split(folder: str | Path) -> dict[str, list[tuple[str, str]]]:
-    """{shard name or 'index.json': [(key, problem), ...]} for every shard with a problem (empty: all good)."""
+    """{shard name or 'index.json': [(key, problem), ...]} for each shard with a problem (empty: all good)."""
     folder = Path(folder)
     try:
         doc = fmt.read_index(folder)
