@@ -68,3 +68,29 @@ def write_manifest(root: Path, rows: list[dict], image_size: tuple[int, int] = (
     manifest.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows), manifest)
     return manifest, image_root
+
+
+def fake_flip_iuv(iuv: np.ndarray) -> np.ndarray:
+    """Horizontal flip of the keypoint-disk renderer's maps: mirror, and I = joint + 1 through SPIN24_FLIP."""
+    from pipeline.body.constants import SPIN24_FLIP
+
+    out = iuv[:, ::-1].copy()
+    part = out[..., 0]
+    fg = part > 0
+    part[fg] = np.asarray(SPIN24_FLIP, dtype=np.uint8)[part[fg] - 1] + 1
+    return out
+
+
+def build_shards(root: Path, n: int, *, shard_size: int = 4, crop_size: int = 96, seed: int = 0,
+                 dataset: str = "toy") -> Path:  # fmt: skip
+    """Manifest of ``n`` rows -> shards (in-process, keypoint-disk renderer); returns the split folder."""
+    from pipeline.render_job import ShardParams, render_dataset
+
+    rows = make_rows(n, seed=seed)
+    for r in rows:
+        r["dataset"] = dataset
+    manifest, images = write_manifest(root / dataset, rows, seed=seed, dataset=dataset)
+    params = ShardParams(dataset, "train", shard_size=shard_size, crop_size=crop_size, renderer=RENDERER)
+    out = root / "shards" / dataset / "train"
+    render_dataset(manifest, images, out, params, workers=0, progress=False)
+    return out
