@@ -388,6 +388,7 @@ def render_dataset(
                                    dashboard_address=None)  # fmt: skip
         try:
             with Client(scheduler or cluster) as client:
+                t_work = time.perf_counter()  # throughput excludes the cluster's start-up
                 futures = {client.submit(build_shard, *task_args, i, device, batch_size,
                                          key=f"render-{names[i]}", pure=False): i for i in todo}  # fmt: skip
                 for future in as_completed(futures):
