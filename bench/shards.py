@@ -46,8 +46,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         rows = make_rows(args.rows, image_size=(640, 480))
-        for r in rows:  # people of a realistic size in a 640x480 picture
-            r["scale"] *= 2.0
         manifest, images = write_manifest(root, rows, image_size=(640, 480))
         params = ShardParams("bench", "train", args.shard_size, args.crop_size, 1.2, args.renderer)
         floor = floor_rate(rows, images, args.crop_size, params.margin)

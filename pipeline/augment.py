@@ -99,6 +99,11 @@ def resize_affine(src_size: int, dst_size: int) -> np.ndarray:
     return np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5]])
 
 
+def mirror_affine(width: int) -> np.ndarray:
+    """(2, 3) affine of a horizontal mirror of an image ``width`` pixels wide: x -> width - 1 - x."""
+    return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
+
+
 def flip_keypoints(kp: np.ndarray, width: int) -> np.ndarray:
     """Mirror SPIN-24 2D keypoints (24, 2+) in an image ``width`` pixels wide, swapping left and right."""
     out = kp[list(SPIN24_FLIP)].copy()
@@ -155,7 +160,9 @@ def augment_sample(
     size = sample["image"].shape[0]
     matrix = crop_affine(params, size, size / sample["margin"], cfg.out_size)
     out = dict(sample)
-    image = warp(sample["image"], matrix, cfg.out_size)
+    # the image's mirror goes into its warp (no extra copy); the IUV map is mirrored by flip_iuv_fn
+    image = warp(sample["image"], compose_affine(mirror_affine(cfg.out_size), matrix) if params.flip
+                 else matrix, cfg.out_size)  # fmt: skip
     kp2d = sample["kp2d"].astype(np.float64, copy=True)
     kp2d[:, :2] = apply_affine(matrix, kp2d[:, :2])
     kp3d = rotate_kp3d(sample["kp3d"], params.rot) if params.rot else sample["kp3d"].astype(np.float64)
@@ -167,16 +174,15 @@ def augment_sample(
         iuv_matrix = compose_affine(resize_affine(cfg.out_size, cfg.iuv_size), matrix)
         iuv = warp(iuv, iuv_matrix, cfg.iuv_size, nearest=True)
     if params.flip:
-        image = image[:, ::-1]
         kp2d = flip_keypoints(kp2d, cfg.out_size)
         kp3d = flip_kp3d(kp3d)
         smpl[:72] = flip_pose(smpl[:72])
         if iuv is not None:
             iuv = (flip_iuv_fn or default_flip_iuv)(iuv)
     if params.colour != (1.0, 1.0, 1.0):
-        image = cv2.multiply(np.ascontiguousarray(image), (*params.colour, 0.0), dtype=cv2.CV_8U)
+        image = cv2.multiply(image, (*params.colour, 0.0), dtype=cv2.CV_8U)
     out.update(
-        image=np.ascontiguousarray(image),
+        image=image,
         iuv=iuv,
         kp2d=kp2d.astype(np.float32),
         kp3d=kp3d.astype(np.float32),

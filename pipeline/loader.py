@@ -103,18 +103,20 @@ def decode_sample(raw: dict) -> dict:
 def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) uint8 IUV codes -> (B, 75, H, W) float32: I one-hot, U and V in [0, 1] in I's channel.
 
-    Written here because pipeline.render.iuv (which owns the encodings) was not available when this was
-    written; the layout follows the shared contract (channels [0:25] I, [25:50] U, [50:75] V).
+    Works on any device (call it after moving ``batch["iuv"]`` to the GPU to keep worker->trainer transfers
+    small). Written here because pipeline.render.iuv (which owns the encodings) was not available when this
+    was written; the layout follows the shared contract (channels [0:25] I, [25:50] U, [50:75] V).
     """
     b, _, h, w = iuv.shape
-    index = iuv[:, 0].long().clamp_(0, NUM_PARTS)
-    onehot = torch.zeros(b, NUM_PARTS + 1, h, w, dtype=torch.float32)
-    onehot.scatter_(1, index[:, None], 1.0)
-    fg = onehot.clone()
-    fg[:, 0] = 0.0  # background carries no U, V
-    u = fg * (iuv[:, 1:2].float() / 255.0)
-    v = fg * (iuv[:, 2:3].float() / 255.0)
-    return torch.cat([onehot, u, v], dim=1)
+    index = iuv[:, 0:1].long().clamp_(0, NUM_PARTS)
+    out = torch.zeros(b, 3 * (NUM_PARTS + 1), h, w, dtype=torch.float32, device=iuv.device)
+    out[:, : NUM_PARTS + 1].scatter_(1, index, 1.0)
+    uv = iuv[:, 1:3].float() / 255.0
+    out[:, NUM_PARTS + 1 : 2 * (NUM_PARTS + 1)].scatter_(1, index, uv[:, 0:1])
+    out[:, 2 * (NUM_PARTS + 1) :].scatter_(1, index, uv[:, 1:2])
+    out[:, NUM_PARTS + 1] = 0.0  # background carries no U, V
+    out[:, 2 * (NUM_PARTS + 1)] = 0.0
+    return out
 
 
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:
@@ -204,6 +206,22 @@ class Augment:
                 SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
 
 
+def _shuffler(size: int, seed: int | None):
+    """A shuffle stage over ``size`` items: repeatable per epoch with a seed, fresh entropy without."""
+    initial = min(size, 100)
+    return wds.shuffle(size, initial) if seed is None else wds.detshuffle(size, initial, seed=seed)
+
+
+def _read_shards(urls: Iterator[dict], handler: SkipCounter = SKIPPED) -> Iterator[dict]:
+    """Pipeline stage: ``{"url"}`` items -> raw samples of those shards; a broken shard is logged and left."""
+    for item in urls:
+        try:
+            yield from fmt.tar_samples(item["url"])
+        except Exception as e:  # noqa: BLE001 - any read failure of one shard must not end training
+            if not handler(ValueError(f"shard {item['url']}: {e!r}")):
+                raise
+
+
 def source_stream(
     source: Source,
     *,
@@ -211,25 +229,26 @@ def source_stream(
     shuffle_buffer: int,
     resampled: bool,
     seed: int | None,
-) -> wds.WebDataset:
-    """Decoded samples of one split: node/worker split (or resampled shards), shard + buffer shuffle."""
+) -> wds.DataPipeline:
+    """Decoded samples of one split: node/worker split (or resampled shards), shard + buffer shuffle.
+
+    Same stages as ``wds.WebDataset`` except the tar reading (:func:`pipeline.shards.tar_samples`, faster
+    than the standard tarfile module that WebDataset uses).
+    """
     urls = fmt.shard_urls(source.folder)
     if not urls:
         raise ValueError(f"{source.folder}: index.json lists no shards")
-    ds = wds.WebDataset(
-        urls,
-        resampled=resampled,
-        shardshuffle=False if resampled or not shuffle else len(urls),
-        detshuffle=seed is not None,
-        seed=seed,
-        nodesplitter=None if resampled else wds.split_by_node,
-        workersplitter=None if resampled else wds.split_by_worker,
-        handler=SKIPPED,
-        empty_check=False,
-    )
+    if resampled:
+        stages: list = [wds.ResampledShards(urls, seed=seed or 0, deterministic=seed is not None)]
+    else:
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
+        if shuffle:
+            stages.append(_shuffler(len(urls), seed))
+    stages.append(_read_shards)
     if shuffle and shuffle_buffer > 1:
-        ds = ds.shuffle(shuffle_buffer, initial=min(shuffle_buffer, 100), seed=seed)
-    return ds.map(decode_sample, handler=SKIPPED)
+        stages.append(_shuffler(shuffle_buffer, seed))
+    stages.append(wds.map(decode_sample, handler=SKIPPED))
+    return wds.DataPipeline(*stages)
 
 
 def make_dataset(

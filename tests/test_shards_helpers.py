@@ -22,7 +22,7 @@ def make_rows(n: int, seed: int = 0, image_size: tuple[int, int] = (160, 120)) -
     w, h = image_size
     rows = []
     for i in range(n):
-        scale = float(rng.uniform(0.25, 0.45))
+        scale = float(rng.uniform(0.25, 0.45)) * w / 160  # people fill a similar share of any image size
         side = 200 * scale
         center = [float(rng.uniform(side / 3, w - side / 3)), float(rng.uniform(side / 3, h - side / 3))]
         kp = np.zeros((24, 3))
@@ -82,14 +82,14 @@ def fake_flip_iuv(iuv: np.ndarray) -> np.ndarray:
 
 
 def build_shards(root: Path, n: int, *, shard_size: int = 4, crop_size: int = 96, seed: int = 0,
-                 dataset: str = "toy") -> Path:  # fmt: skip
+                 dataset: str = "toy", image_size: tuple[int, int] = (160, 120)) -> Path:  # fmt: skip
     """Manifest of ``n`` rows -> shards (in-process, keypoint-disk renderer); returns the split folder."""
     from pipeline.render_job import ShardParams, render_dataset
 
-    rows = make_rows(n, seed=seed)
+    rows = make_rows(n, seed=seed, image_size=image_size)
     for r in rows:
         r["dataset"] = dataset
-    manifest, images = write_manifest(root / dataset, rows, seed=seed, dataset=dataset)
+    manifest, images = write_manifest(root / dataset, rows, image_size, seed=seed, dataset=dataset)
     params = ShardParams(dataset, "train", shard_size=shard_size, crop_size=crop_size, renderer=RENDERER)
     out = root / "shards" / dataset / "train"
     render_dataset(manifest, images, out, params, workers=0, progress=False)
