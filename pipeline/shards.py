@@ -211,8 +211,10 @@ def iter_tar_members(stream: BinaryIO) -> Iterator[tuple[str, bytes]]:
     long_name: str | None = None
     while True:
         header = stream.read(_BLOCK)
-        if len(header) < _BLOCK or header == bytes(_BLOCK):
+        if header == bytes(_BLOCK):
             return
+        if len(header) < _BLOCK:
+            raise tarfile.ReadError("tar ends without its end-of-archive block (truncated?)")
         if _octal(header[148:156]) != sum(header[:148]) + 256 + sum(header[156:]):
             raise tarfile.ReadError("tar header checksum mismatch")
         size, kind = _octal(header[124:136]), header[156:157]

@@ -141,3 +141,34 @@ def test_augmented_keypoints_follow_the_image(toy):
                 total += 1
                 hits += oh[i, 0, v, u] == 0
     assert total > 50 and hits == total
+
+
+def test_own_tar_reader_matches_tarfile(tmp_path):
+    import tarfile
+
+    long_key = "k" * 120  # GNU long-name members
+    samples = [
+        ("a1", {"jpg": b"x" * 700, "json": b"{}"}),
+        (long_key, {"kp2d.npy": fmt.encode_npy(np.ones((24, 3)))}),
+    ]
+    fmt.write_tar(tmp_path / "t.tar", samples)
+    with tarfile.open(tmp_path / "t.tar") as tar:
+        ref = [(m.name, tar.extractfile(m).read()) for m in tar]
+    with open(tmp_path / "t.tar", "rb") as f:
+        assert list(fmt.iter_tar_members(f)) == ref
+    got = list(fmt.tar_samples(tmp_path / "t.tar"))
+    assert [s["__key__"] for s in got] == ["a1", long_key] and got[0]["jpg"] == b"x" * 700
+    np.testing.assert_array_equal(fmt.decode_npy(got[1]["kp2d.npy"]), np.ones((24, 3), np.float32))
+
+
+def test_a_truncated_shard_is_skipped_not_fatal(toy, tmp_path):
+    _, folder = toy
+    data = (folder / "toy-train-000000.tar").read_bytes()
+    (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2 + 100])
+    (tmp_path / "ok.tar").write_bytes((folder / "toy-train-000001.tar").read_bytes())
+    fmt.write_index(tmp_path, {}, [fmt.ShardEntry("cut.tar", 4, 0, ""), fmt.ShardEntry("ok.tar", 4, 0, "")])
+    before = L.SKIPPED.count
+    ds = L.make_dataset([tmp_path], batch_size=2, augment=PLAIN, shuffle=False)
+    keys = [k for b in ds for k in b["key"]]
+    assert {"s0004", "s0005", "s0006", "s0007"} <= set(keys) and len(keys) < 8
+    assert L.SKIPPED.count > before
