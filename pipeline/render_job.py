@@ -416,27 +416,37 @@ def render_dataset(
 # command line (stages.render_iuv wires --dataset mode to these two functions)
 
 
+def _add(parser: argparse.ArgumentParser, flag: str, **kw: Any) -> None:
+    """Add ``flag`` unless the parser already has it (the render CLI may define --device etc. itself)."""
+    if flag not in parser._option_string_actions:  # argparse has no public lookup of defined flags
+        parser.add_argument(flag, **kw)
+
+
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``--dataset`` mode options of ``stages.render_iuv`` to ``parser``."""
-    parser.add_argument("--dataset", required=True, help="dataset name (manifest folder name)")
-    parser.add_argument("--root", required=True, help="the dataset's root: image_path is relative to it")
-    parser.add_argument("--manifests", required=True, help="folder with NAME/SPLIT.parquet manifests")
-    parser.add_argument("--out", required=True, help="shard root; writes OUT/NAME/SPLIT/...")
-    parser.add_argument("--split", action="append", help="split(s) to render (default: every manifest)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--workers", type=int, default=1, help="LocalCluster processes (0: in-process)")
-    parser.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard")
-    parser.add_argument("--crop-size", type=int, default=256, help="stored crop side in pixels")
-    parser.add_argument("--margin", type=float, default=1.2, help="crop side / person box side")
-    parser.add_argument("--batch-size", type=int, default=32, help="rows per renderer call")
-    parser.add_argument("--renderer", default=DEFAULT_RENDERER, help="render function as module:function")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    """Add the ``--dataset`` mode options of ``stages.render_iuv`` to ``parser`` (none is required here;
+    :func:`main_dataset` checks them), skipping flags the parser already defines."""
+    _add(parser, "--dataset", help="dataset name: render its manifests into shards")
+    _add(parser, "--root", help="the dataset's root folder: manifest image_path values are relative to it")
+    _add(parser, "--manifests", help="folder with NAME/SPLIT.parquet manifests")
+    _add(parser, "--out", help="shard root; writes OUT/NAME/SPLIT/NAME-SPLIT-000000.tar ... + index.json")
+    _add(parser, "--split", action="append", help="split(s) to render (default: every manifest of NAME)")
+    _add(parser, "--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add(parser, "--workers", type=int, default=1, help="LocalCluster processes (0: in this process)")
+    _add(parser, "--scheduler", default=None, help="address of an existing Dask scheduler to use instead")
+    _add(parser, "--shard-size", type=int, default=1000, help="samples per shard")
+    _add(parser, "--crop-size", type=int, default=256, help="stored crop side in pixels")
+    _add(parser, "--margin", type=float, default=1.2, help="crop side / person box side")
+    _add(parser, "--batch-size", type=int, default=32, help="rows per renderer call")
+    _add(parser, "--renderer", default=DEFAULT_RENDERER, help="render function as module:function")
+    _add(parser, "--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
 def main_dataset(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Render every requested split of ``args.dataset``; prints and returns one summary per split."""
+    missing = [f"--{k}" for k in ("dataset", "root", "manifests", "out") if not getattr(args, k, None)]
+    if missing:
+        raise SystemExit(f"--dataset mode needs {', '.join(missing)}")
     manifest_dir = Path(args.manifests) / args.dataset
     splits = args.split or sorted(p.stem for p in manifest_dir.glob("*.parquet") if p.stem != "rejects")
     if not splits:

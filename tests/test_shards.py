@@ -181,3 +181,22 @@ def test_manifest_with_duplicate_ids_is_refused(tmp_path):
     manifest, _ = write_manifest(tmp_path, rows)
     with pytest.raises(ValueError, match="duplicate sample_id"):
         load_manifest(manifest)
+
+
+def test_dataset_mode_wires_into_an_existing_cli(toy, tmp_path, capsys):
+    import argparse
+
+    from pipeline.render_job import add_dataset_arguments, main_dataset
+
+    _, manifest, images = toy
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")  # the render CLI's own flag is kept
+    add_dataset_arguments(parser)
+    args = parser.parse_args(["--dataset", "toy", "--root", str(images), "--manifests",
+                              str(manifest.parents[1]), "--out", str(tmp_path / "shards"), "--workers", "0",
+                              "--shard-size", "5",
+                              "--crop-size", "64", "--renderer", RENDERER, "--no-progress"])  # fmt: skip
+    (summary,) = main_dataset(args)
+    assert summary["shards"] == 3 and summary["samples"] == 14
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == summary
+    assert verify_split(tmp_path / "shards" / "toy" / "train") == {}
