@@ -1,0 +1,180 @@
+"""Turn one dataset's raw annotation files into ``MANIFEST_DIR/<name>/<split>.parquet`` + ``rejects.parquet``.
+
+Which files and formats make up each split comes from the source manifest's ``ingest.splits``. Paths:
+annotations relative to ``RAW_DIR``; images relative to the dataset root ``RAW_DIR/<name>``. A file that
+can't be read at all becomes one reject record (field ``<file>``) and the rest of the dataset goes on; a
+split whose annotation file is absent is skipped with a message (e.g. H36M before the user placed it).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.bag as db
+import pyarrow.parquet as pq
+
+from .coco import parse_coco_json
+from .pw3d import parse_pw3d_sequence
+from .rows import Block, concat, rejects_table, screen, to_table
+from .schema import validate_manifest, write_parquet_atomic
+from .sources import IngestSplit, Source
+from .spin_npz import IngestError, parse_spin_npz
+from .up3d import parse_up3d
+
+# Files per worker process below which Dask's process start-up costs more than it saves.
+_MIN_FILES_FOR_DASK = 8
+
+
+@dataclass
+class IngestSummary:
+    dataset: str
+    rows: dict[str, int] = field(default_factory=dict)  # split -> rows written
+    rejects: Counter = field(default_factory=Counter)  # (field, reason kind) -> count
+    skipped: dict[str, str] = field(default_factory=dict)  # split -> why
+
+    def lines(self) -> list[str]:
+        out = [f"{self.dataset}/{s}: {n} rows" for s, n in self.rows.items()]
+        out += [f"{self.dataset}/{s}: skipped, {why}" for s, why in self.skipped.items()]
+        total = sum(self.rejects.values())
+        out.append(f"{self.dataset}: {total} rejected row(s)")
+        out += [f"  {n:8d}  {f}: {r}" for (f, r), n in sorted(self.rejects.items(), key=lambda kv: -kv[1])]
+        return out
+
+
+def _parse_file(fmt: str, path: Path, dataset: str, image_root: str, label: str) -> Block:
+    if fmt == "spin_npz":
+        return parse_spin_npz(path, dataset, image_root, label)
+    if fmt == "pw3d_pkl":
+        return parse_pw3d_sequence(path, image_root, label)
+    if fmt == "up3d":
+        return parse_up3d(path, image_root, label)
+    if fmt == "coco_json":
+        return parse_coco_json(path, dataset, image_root, label)
+    raise ValueError(f"unknown ingest format {fmt!r}")
+
+
+def _parse_or_reject(job: tuple[str, Path, str, str, str]) -> Block | dict:
+    """Parse one file; a file-level failure comes back as one reject record instead of an exception."""
+    fmt, path, dataset, image_root, label = job
+    try:
+        return _parse_file(fmt, path, dataset, image_root, label)
+    except (
+        IngestError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as e:
+        reason = str(e) if isinstance(e, IngestError) else f"cannot read file: {type(e).__name__}: {e}"
+        return {
+            "sample_id": "",
+            "source_row": label,
+            "file": label,
+            "field": "<file>",
+            "reason": reason[:300],
+        }
+
+
+def _split_files(split: IngestSplit, root: Path) -> list[Path]:
+    path = root / split.annotations
+    if split.format == "pw3d_pkl" and path.is_dir():
+        return sorted(path.glob("*.pkl"))
+    return [path] if path.is_file() else []
+
+
+def _map(fn: Callable, jobs: list, workers: int | None) -> list:
+    """``fn`` over ``jobs``, in order; across Dask worker processes when there are enough files."""
+    if workers == 1 or len(jobs) < _MIN_FILES_FOR_DASK:
+        return [fn(j) for j in jobs]
+    bag = db.from_sequence(jobs, npartitions=min(len(jobs), 4 * (workers or 2)))
+    return bag.map(fn).compute(scheduler="processes", num_workers=workers)
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(":")[0].split(" (")[0]
+
+
+def ingest_dataset(
+    source: Source,
+    root: str | Path,
+    out: str | Path,
+    *,
+    splits: list[str] | None = None,
+    workers: int | None = None,
+    check_images: bool = True,
+) -> IngestSummary:
+    """Ingest every configured split of ``source`` from ``root`` (RAW_DIR) into ``out`` (MANIFEST_DIR).
+
+    Writes ``out/<name>/<split>.parquet`` (validated against the contract) and ``out/<name>/rejects.parquet``
+    atomically; the same inputs give byte-identical files.
+    """
+    root, out = Path(root), Path(out)
+    dataset_dir = root / source.name
+    summary = IngestSummary(source.name)
+    all_rejects: list[dict] = []
+    if not source.splits:
+        raise IngestError(f"{source.path}: no ingest.splits configured for {source.name!r}")
+    unknown = sorted(set(splits or ()) - {s.split for s in source.splits})
+    if unknown:
+        known = [s.split for s in source.splits]
+        raise IngestError(f"{source.path}: no split(s) {unknown} in ingest.splits (has {known})")
+    for split in source.splits:
+        if splits is not None and split.split not in splits:
+            continue
+        files = _split_files(split, root)
+        if not files:
+            owner = split.annotations.split("/")[0]
+            summary.skipped[split.split] = (
+                f"no annotation file at {root / split.annotations} "
+                f"(fetch or place it: python -m stages.fetch --dataset {owner} --root {root})"
+            )
+            continue
+        jobs = [
+            (split.format, f, source.name, split.image_root, f.relative_to(root).as_posix()) for f in files
+        ]
+        parsed = _map(_parse_or_reject, jobs, workers)
+        blocks = [p for p in parsed if isinstance(p, Block)]
+        rejects = [p for p in parsed if isinstance(p, dict)]
+        good, row_rejects = screen(concat(blocks), dataset_dir, check_images=check_images)
+        rejects += row_rejects
+        table = to_table(good, source.name, split.split)
+        validate_manifest(table, where=f"{source.name}/{split.split}")
+        write_parquet_atomic(table, out / source.name / f"{split.split}.parquet")
+        summary.rows[split.split] = table.num_rows
+        for r in rejects:
+            r["split"] = split.split
+            summary.rejects[(r["field"], _reason_kind(r["reason"]))] += 1
+        all_rejects += rejects
+    if summary.rows:
+        rejects_path = out / source.name / "rejects.parquet"
+        kept = _rejects_of_other_splits(rejects_path, set(summary.rows))
+        write_parquet_atomic(rejects_table(kept + all_rejects), rejects_path)
+    return summary
+
+
+def _rejects_of_other_splits(path: Path, rewritten: set[str]) -> list[dict]:
+    """Reject records already on disk for splits this run did not rewrite (e.g. with ``splits=[...]``)."""
+    if not path.is_file():
+        return []
+    return [r for r in pq.read_table(path).to_pylist() if r["split"] not in rewritten]
+
+
+def summary_json(summary: IngestSummary) -> str:
+    """Machine-readable summary (rows per split, reject counts, skipped splits)."""
+    return json.dumps(
+        {
+            "dataset": summary.dataset,
+            "rows": summary.rows,
+            "skipped": summary.skipped,
+            "rejects": {f"{f}: {r}": n for (f, r), n in sorted(summary.rejects.items())},
+        },
+        indent=1,
+    )

@@ -1,0 +1,217 @@
+"""Warp rasterizer backend (CPU and CUDA): one thread per (mesh, triangle) over its pixel bounding box.
+
+Each thread writes ``(round(depth * 1e6) << 24) | face`` into a 64-bit z-buffer with ``atomic_min``, so the
+nearest surface wins and equal depths go to the lowest face index whatever the thread order; a second kernel
+resolves each pixel's key into face index, perspective-correct barycentrics and depth. The arithmetic follows
+raster_torch.py operation by operation. Warp's kernel cache lives in the project cache folder (see cache.py).
+"""
+
+from __future__ import annotations
+
+import torch
+import warp as wp
+
+from pipeline.render.cache import cache_subdir
+from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
+
+_state = {"ready": False}
+wp.set_module_options({"enable_backward": False})
+
+
+def warp_cache_dir() -> str:
+    """The folder holding Warp's compiled kernels: ``<project cache>/warp``."""
+    return str(cache_subdir("warp"))
+
+
+def init_warp() -> None:
+    """Point Warp's kernel cache at the project cache folder and initialise Warp (once, quietly)."""
+    if _state["ready"]:
+        return
+    path = warp_cache_dir()
+    wp.config.kernel_cache_dir = path
+    wp.config.log_level = wp.LOG_WARNING
+    wp.init()
+    # Warp may have been initialised earlier by someone else with its default (home) cache: move it here.
+    if wp.config.kernel_cache_dir != path:
+        from warp._src.build import init_kernel_cache
+
+        init_kernel_cache(path)
+    _state["ready"] = True
+
+
+_DEPTH_SCALE = wp.constant(wp.float32(DEPTH_SCALE))
+_FACE_BITS = wp.constant(FACE_BITS)
+_FACE_MASK = wp.constant(wp.int64((1 << FACE_BITS) - 1))
+_MAX_DEPTH_Q = wp.constant(wp.int64(MAX_DEPTH_Q))
+_EMPTY = wp.constant(wp.int64(EMPTY_KEY))
+
+
+@wp.func
+def _edge(xa: float, ya: float, xb: float, yb: float, px: float, py: float) -> float:
+    # signed doubled area of (a, b, p); same expression as raster_torch.edge_weights
+    return (xb - xa) * (py - ya) - (yb - ya) * (px - xa)
+
+
+@wp.func
+def _raster_triangle(
+    verts: wp.array2d(dtype=wp.vec3),
+    face: wp.vec3i,
+    b: int,
+    f: int,
+    height: int,
+    width: int,
+    zbuf: wp.array3d(dtype=wp.int64),
+):
+    a = verts[b, face[0]]
+    c1 = verts[b, face[1]]
+    c2 = verts[b, face[2]]
+    if a[2] <= 0.0 or c1[2] <= 0.0 or c2[2] <= 0.0:
+        return
+    fx0 = wp.clamp(wp.ceil(wp.min(wp.min(a[0], c1[0]), c2[0]) - 0.5), 0.0, float(width))
+    fx1 = wp.clamp(wp.floor(wp.max(wp.max(a[0], c1[0]), c2[0]) - 0.5), -1.0, float(width - 1))
+    if not (fx0 <= fx1):  # also rejects NaN coordinates
+        return
+    fy0 = wp.clamp(wp.ceil(wp.min(wp.min(a[1], c1[1]), c2[1]) - 0.5), 0.0, float(height))
+    fy1 = wp.clamp(wp.floor(wp.max(wp.max(a[1], c1[1]), c2[1]) - 0.5), -1.0, float(height - 1))
+    if not (fy0 <= fy1):
+        return
+    area = (c1[0] - a[0]) * (c2[1] - a[1]) - (c1[1] - a[1]) * (c2[0] - a[0])
+    if area == 0.0 or not wp.isfinite(area):
+        return
+    # perspective weights: q_i = w_i * k_i with k_i = (1 / area) / z_i (same as raster_torch.perspective_bary)
+    inv_area = 1.0 / area
+    k0 = inv_area / a[2]
+    k1 = inv_area / c1[2]
+    k2 = inv_area / c2[2]
+    x0 = int(fx0)
+    x1 = int(fx1)
+    y0 = int(fy0)
+    y1 = int(fy1)
+    for iy in range(y0, y1 + 1):
+        py = float(iy) + 0.5
+        for ix in range(x0, x1 + 1):
+            px = float(ix) + 0.5
+            w0 = _edge(c1[0], c1[1], c2[0], c2[1], px, py)
+            w1 = _edge(c2[0], c2[1], a[0], a[1], px, py)
+            w2 = _edge(a[0], a[1], c1[0], c1[1], px, py)
+            inside = False
+            if area > 0.0:
+                inside = w0 >= 0.0 and w1 >= 0.0 and w2 >= 0.0
+            else:
+                inside = w0 <= 0.0 and w1 <= 0.0 and w2 <= 0.0
+            if inside:
+                depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
+                dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
+                key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
+                if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
+                    wp.atomic_min(zbuf, b, iy, ix, key)
+
+
+@wp.kernel
+def _raster_kernel(
+    verts: wp.array2d(dtype=wp.vec3),
+    faces: wp.array(dtype=wp.vec3i),
+    height: int,
+    width: int,
+    meshes_per_thread: int,
+    zbuf: wp.array3d(dtype=wp.int64),
+):
+    # thread (g, f) draws face f of meshes g*k .. g*k+k-1: k = B on CPU (amortises Warp's per-thread cost),
+    # k = 1 on CUDA (maximum parallelism).
+    g, f = wp.tid()
+    face = faces[f]
+    b_end = wp.min((g + 1) * meshes_per_thread, verts.shape[0])
+    for b in range(g * meshes_per_thread, b_end):
+        _raster_triangle(verts, face, b, f, height, width, zbuf)
+
+
+@wp.func
+def _resolve_pixel(
+    verts: wp.array2d(dtype=wp.vec3),
+    faces: wp.array(dtype=wp.vec3i),
+    zbuf: wp.array3d(dtype=wp.int64),
+    b: int,
+    iy: int,
+    ix: int,
+    face_out: wp.array3d(dtype=wp.int64),
+    bary_out: wp.array3d(dtype=wp.vec3),
+    depth_out: wp.array3d(dtype=wp.float32),
+):
+    key = zbuf[b, iy, ix]
+    if key == _EMPTY:
+        face_out[b, iy, ix] = wp.int64(-1)
+        bary_out[b, iy, ix] = wp.vec3(0.0, 0.0, 0.0)
+        depth_out[b, iy, ix] = wp.inf
+        return
+    f = int(key & _FACE_MASK)
+    face = faces[f]
+    a = verts[b, face[0]]
+    c1 = verts[b, face[1]]
+    c2 = verts[b, face[2]]
+    px = float(ix) + 0.5
+    py = float(iy) + 0.5
+    w0 = _edge(c1[0], c1[1], c2[0], c2[1], px, py)
+    w1 = _edge(c2[0], c2[1], a[0], a[1], px, py)
+    w2 = _edge(a[0], a[1], c1[0], c1[1], px, py)
+    area = (c1[0] - a[0]) * (c2[1] - a[1]) - (c1[1] - a[1]) * (c2[0] - a[0])
+    inv_area = 1.0 / area
+    q0 = w0 * (inv_area / a[2])
+    q1 = w1 * (inv_area / c1[2])
+    q2 = w2 * (inv_area / c2[2])
+    s = q0 + q1 + q2
+    face_out[b, iy, ix] = wp.int64(f)
+    bary_out[b, iy, ix] = wp.vec3(q0 / s, q1 / s, q2 / s)
+    depth_out[b, iy, ix] = 1.0 / s
+
+
+@wp.kernel
+def _resolve_kernel(
+    verts: wp.array2d(dtype=wp.vec3),
+    faces: wp.array(dtype=wp.vec3i),
+    zbuf: wp.array3d(dtype=wp.int64),
+    pixels_per_thread: int,
+    face_out: wp.array3d(dtype=wp.int64),
+    bary_out: wp.array3d(dtype=wp.vec3),
+    depth_out: wp.array3d(dtype=wp.float32),
+):
+    # thread (b, iy, g) resolves columns g*k .. g*k+k-1 of row iy: k = W on CPU, 1 on CUDA.
+    b, iy, g = wp.tid()
+    x_end = wp.min((g + 1) * pixels_per_thread, zbuf.shape[2])
+    for ix in range(g * pixels_per_thread, x_end):
+        _resolve_pixel(verts, faces, zbuf, b, iy, ix, face_out, bary_out, depth_out)
+
+
+def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> Fragments:
+    """Warp backend of :func:`pipeline.render.rasterize.rasterize` (inputs already checked, float32)."""
+    init_warp()
+    batch, num_faces = vertices.shape[0], faces.shape[0]
+    dev = vertices.device
+    on_gpu = dev.type == "cuda"
+    # the z-buffer of packed keys becomes the face-index output in place (each resolve thread reads its
+    # pixel's key before overwriting it), which saves a (B,H,W) int64 buffer; bary and depth are written
+    # at every pixel, so they need no initial fill.
+    face_index = torch.full((batch, height, width), EMPTY_KEY, dtype=torch.int64, device=dev)
+    bary = torch.empty((batch, height, width, 3), dtype=torch.float32, device=dev)
+    depth = torch.empty((batch, height, width), dtype=torch.float32, device=dev)
+    wverts = wp.from_torch(vertices, dtype=wp.vec3)
+    wfaces = wp.from_torch(faces.to(torch.int32).contiguous(), dtype=wp.vec3i)
+    wzbuf = wp.from_torch(face_index)
+    wdev = wverts.device
+    meshes_per_thread = 1 if on_gpu else batch
+    wp.launch(
+        _raster_kernel,
+        dim=(-(-batch // meshes_per_thread), num_faces),
+        inputs=[wverts, wfaces, height, width, meshes_per_thread, wzbuf],
+        device=wdev,
+    )
+    pixels_per_thread = 1 if on_gpu else width
+    outputs = [wzbuf, wp.from_torch(bary, dtype=wp.vec3), wp.from_torch(depth)]
+    wp.launch(
+        _resolve_kernel,
+        dim=(batch, height, -(-width // pixels_per_thread)),
+        inputs=[wverts, wfaces, wzbuf, pixels_per_thread, *outputs],
+        device=wdev,
+    )
+    if on_gpu:
+        wp.synchronize_device(wdev)
+    return Fragments(face_index=face_index, bary=bary, depth=depth)

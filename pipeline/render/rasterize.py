@@ -1,0 +1,127 @@
+"""Batched z-buffer rasterization of B meshes that share one face list.
+
+Conventions (shared by every backend, so that they agree pixel for pixel):
+
+* Screen-space vertices are (x_pixel, y_pixel, z_depth): x grows to the right, y grows downwards, pixel
+  (row i, column j) covers [j, j+1) x [i, i+1) and is sampled at its centre (j + 0.5, i + 0.5). z is the
+  camera-frame depth along the optical axis (metres for our cameras; it must be > 0 to be visible).
+* A pixel is covered by a triangle when its centre lies inside or on the edges (either winding; no back-face
+  culling). Triangles with any vertex at z <= 0 (at or behind the camera) and degenerate triangles are culled.
+* Visibility: the smallest key ``(round(depth * 1e6) << 24) | face`` wins, i.e. depth quantised to micrometres
+  (for metre inputs) with ties going to the lowest face index; the result does not depend on the order in
+  which triangles are drawn.
+* Barycentrics are perspective-correct: with screen-space weights w_i, b_i = (w_i / z_i) / sum_j (w_j / z_j),
+  and depth = 1 / sum_j (w_j / z_j).
+
+pytorch3d / nvdiffrast cannot be installed here (see DESIGN.md), hence this small rasterizer of our own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+DEPTH_SCALE = 1.0e6  # depth units -> integer key units (micrometres for metre inputs)
+FACE_BITS = 24  # low bits of the key hold the face index
+MAX_FACES = 1 << FACE_BITS
+MAX_DEPTH_Q = (1 << (63 - FACE_BITS)) - 1  # largest quantised depth that still fits in the key
+EMPTY_KEY = torch.iinfo(torch.int64).max
+BACKENDS = ("auto", "warp", "torch")
+
+
+@dataclass
+class Fragments:
+    """Per-pixel result of rasterization.
+
+    face_index: (B,H,W) int64, index into the face list of the visible triangle, -1 where empty.
+    bary: (B,H,W,3) float32 perspective-correct barycentrics of the visible triangle (0 where empty).
+    depth: (B,H,W) float32 camera-frame depth of the visible surface, +inf where empty.
+    """
+
+    face_index: torch.Tensor
+    bary: torch.Tensor
+    depth: torch.Tensor
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """(B,H,W) bool, True where some triangle is visible."""
+        return self.face_index >= 0
+
+
+def empty_fragments(batch: int, height: int, width: int, device: torch.device | str = "cpu") -> Fragments:
+    """Fragments with nothing visible: face -1, bary 0, depth +inf."""
+    return Fragments(
+        face_index=torch.full((batch, height, width), -1, dtype=torch.int64, device=device),
+        bary=torch.zeros((batch, height, width, 3), dtype=torch.float32, device=device),
+        depth=torch.full((batch, height, width), float("inf"), dtype=torch.float32, device=device),
+    )
+
+
+def warp_available() -> bool:
+    """True when the warp-lang package can be imported."""
+    try:
+        import warp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str) -> str:
+    """Map "auto" to "warp" when warp-lang imports, else "torch"; check the name."""
+    if backend not in BACKENDS:
+        raise ValueError(f"rasterize: backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "warp" if warp_available() else "torch"
+    if backend == "warp" and not warp_available():
+        raise ImportError("rasterize: backend='warp' needs the warp-lang package (pip install warp-lang)")
+    return backend
+
+
+def _check_inputs(vertices: torch.Tensor, faces: torch.Tensor, height: int, width: int) -> None:
+    if vertices.ndim != 3 or vertices.shape[-1] != 3:
+        raise ValueError(f"rasterize: vertices must be (B,V,3), got {tuple(vertices.shape)}")
+    if faces.ndim != 2 or faces.shape[-1] != 3:
+        raise ValueError(f"rasterize: faces must be (F,3), got {tuple(faces.shape)}")
+    if faces.dtype not in (torch.int32, torch.int64):
+        raise TypeError(f"rasterize: faces must be an integer tensor, got {faces.dtype}")
+    if height <= 0 or width <= 0:
+        raise ValueError(f"rasterize: image size must be positive, got {height}x{width}")
+    if faces.shape[0] >= MAX_FACES:
+        raise ValueError(f"rasterize: at most {MAX_FACES - 1} faces fit the depth key, got {faces.shape[0]}")
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= vertices.shape[1]):
+        raise IndexError(
+            f"rasterize: face indices must lie in [0, {vertices.shape[1]}), "
+            f"got range [{int(faces.min())}, {int(faces.max())}]"
+        )
+
+
+def rasterize(
+    vertices: torch.Tensor, faces: torch.Tensor, height: int, width: int, backend: str = "auto"
+) -> Fragments:
+    """Rasterize B meshes sharing one face list into an H x W z-buffer.
+
+    Args:
+        vertices: (B,V,3) float screen-space vertices (x_pixel, y_pixel, z_depth > 0), see module docstring.
+        faces: (F,3) int64 (or int32) vertex indices, shared by all B meshes.
+        height, width: output size in pixels.
+        backend: "auto" (warp when importable, else torch), "warp" or "torch".
+
+    Returns:
+        Fragments on the device of ``vertices``. An empty face list, B = 0 or a mesh entirely out of frame or
+        behind the camera gives empty fragments (face -1 everywhere), not an error.
+    """
+    _check_inputs(vertices, faces, height, width)
+    name = resolve_backend(backend)
+    batch = vertices.shape[0]
+    if batch == 0 or faces.shape[0] == 0:
+        return empty_fragments(batch, height, width, vertices.device)
+    vertices = vertices.detach().to(torch.float32).contiguous()
+    faces = faces.to(device=vertices.device)
+    if name == "warp":
+        from pipeline.render.raster_warp import rasterize_warp
+
+        return rasterize_warp(vertices, faces, height, width)
+    from pipeline.render.raster_torch import rasterize_torch
+
+    return rasterize_torch(vertices, faces, height, width)
