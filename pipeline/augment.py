@@ -16,6 +16,7 @@ Pixel convention: integer coordinates are pixel centres (as in :mod:`pipeline.cr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -193,13 +194,22 @@ def augment_sample(
     return out
 
 
+def make_flip_iuv_fn(body: str = "anny-smpl24", parts: str | None = None) -> FlipIUVFn:
+    """``flip_iuv_fn`` for IUV maps rendered from ``body`` with dense ``parts`` (names or file paths; parts
+    default to ``body``): pipeline.render.flip's mirror table for them, built once and cached on disk."""
+    from pipeline.body import load_body_model, load_dense_parts
+    from pipeline.render.flip import build_flip_table, flip_iuv
+
+    table = build_flip_table(load_dense_parts(parts or body), load_body_model(body).vertex_mirror)
+    return functools.partial(flip_iuv, table=table)
+
+
+@functools.lru_cache(maxsize=1)
+def _builtin_flip_iuv_fn() -> FlipIUVFn:
+    return make_flip_iuv_fn()
+
+
 def default_flip_iuv(iuv: np.ndarray) -> np.ndarray:
-    """Mirror an (H, W, 3) uint8 IUV map with the render package's symmetry tables (imported lazily)."""
-    try:
-        from pipeline.render.flip import flip_iuv  # type: ignore[import-not-found]
-    except ImportError as e:
-        raise RuntimeError(
-            "horizontal flip of IUV maps needs pipeline.render.flip.flip_iuv(iuv_uint8) -> iuv_uint8 "
-            f"({e}); pass flip_iuv_fn=... or set flip_prob=0"
-        ) from e
-    return flip_iuv(iuv)
+    """Mirror an (H, W, 3) uint8 IUV map of the built-in body (``anny-smpl24``); the mirror table is
+    loaded once per process. For maps rendered from another body pass ``make_flip_iuv_fn(...)`` instead."""
+    return _builtin_flip_iuv_fn()(iuv)

@@ -101,22 +101,15 @@ def decode_sample(raw: dict) -> dict:
 
 
 def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) uint8 IUV codes -> (B, 75, H, W) float32: I one-hot, U and V in [0, 1] in I's channel.
+    """(B, 3, H, W) uint8 IUV codes (the batch's ``iuv``) -> (B, 75, H, W) float32 network one-hot.
 
-    Works on any device (call it after moving ``batch["iuv"]`` to the GPU to keep worker->trainer transfers
-    small). Written here because pipeline.render.iuv (which owns the encodings) was not available when this
-    was written; the layout follows the shared contract (channels [0:25] I, [25:50] U, [50:75] V).
+    pipeline.render.iuv's encoding (I one-hot in [0:25], U and V in [0, 1] in their part's channel of
+    [25:50] and [50:75]). Works on any device: calling it after moving ``batch["iuv"]`` to the GPU keeps
+    the worker -> trainer transfer small (``make_dataset(onehot=False)``).
     """
-    b, _, h, w = iuv.shape
-    index = iuv[:, 0:1].long().clamp_(0, NUM_PARTS)
-    out = torch.zeros(b, 3 * (NUM_PARTS + 1), h, w, dtype=torch.float32, device=iuv.device)
-    out[:, : NUM_PARTS + 1].scatter_(1, index, 1.0)
-    uv = iuv[:, 1:3].float() / 255.0
-    out[:, NUM_PARTS + 1 : 2 * (NUM_PARTS + 1)].scatter_(1, index, uv[:, 0:1])
-    out[:, 2 * (NUM_PARTS + 1) :].scatter_(1, index, uv[:, 1:2])
-    out[:, NUM_PARTS + 1] = 0.0  # background carries no U, V
-    out[:, 2 * (NUM_PARTS + 1)] = 0.0
-    return out
+    from pipeline.render.iuv import decode_iuv, iuv_to_onehot
+
+    return iuv_to_onehot(decode_iuv(iuv.permute(0, 2, 3, 1)))
 
 
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:

@@ -422,10 +422,16 @@ def _add(parser: argparse.ArgumentParser, flag: str, **kw: Any) -> None:
         parser.add_argument(flag, **kw)
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+def add_dataset_arguments(
+    parser: argparse.ArgumentParser, mode_group: argparse._MutuallyExclusiveGroup | None = None
+) -> argparse.ArgumentParser:
     """Add the ``--dataset`` mode options of ``stages.render_iuv`` to ``parser`` (none is required here;
-    :func:`main_dataset` checks them), skipping flags the parser already defines."""
-    _add(parser, "--dataset", help="dataset name: render its manifests into shards")
+    :func:`main_dataset` checks them), skipping flags the parser already defines. ``--dataset`` goes into
+    ``mode_group`` when given (e.g. the CLI's group of exclusive modes beside ``--demo``)."""
+    if "--dataset" not in parser._option_string_actions:
+        (mode_group or parser).add_argument(
+            "--dataset", help="dataset name: render its manifests into shards"
+        )
     _add(parser, "--root", help="the dataset's root folder: manifest image_path values are relative to it")
     _add(parser, "--manifests", help="folder with NAME/SPLIT.parquet manifests")
     _add(parser, "--out", help="shard root; writes OUT/NAME/SPLIT/NAME-SPLIT-000000.tar ... + index.json")
