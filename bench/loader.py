@@ -24,7 +24,7 @@ import torch
 
 from pipeline import loader as L
 from pipeline.augment import AugmentConfig
-from tests.test_shards_helpers import build_shards, fake_flip_iuv
+from tests.test_shards_helpers import build_shards
 
 
 def decode_floor(folder: Path, repeats: int = 2) -> float:
@@ -48,8 +48,10 @@ def loader_rate(folder: Path, workers: int, batch_size: int, onehot: bool) -> tu
     ``onehot=False`` leaves the one-hot IUV to the consumer (as a trainer does on its GPU); here the
     consumer then computes it on the CPU inside the timed loop, so the figure stays end to end.
     """
-    ds = L.make_dataset([folder], batch_size=batch_size, augment=AugmentConfig(), shuffle_buffer=256,
-                        flip_iuv_fn=fake_flip_iuv, seed=0, onehot=onehot)  # fmt: skip
+    # the IUV flip is the default one: pipeline.render.flip with the built-in body's mirror table
+    ds = L.make_dataset(
+        [folder], batch_size=batch_size, augment=AugmentConfig(), shuffle_buffer=256, seed=0, onehot=onehot
+    )
     loader = L.make_loader(ds, num_workers=workers)
     rate, n = 0.0, 0
     for _ in range(2):
