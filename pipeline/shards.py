@@ -72,7 +72,7 @@ def decode_jpg(data: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.ndim != 3:
         raise ValueError("not a decodable JPEG")
-    return img[..., ::-1]
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # contiguous (a [..., ::-1] view makes every warp copy)
 
 
 def encode_png(iuv: np.ndarray) -> bytes:
@@ -90,7 +90,7 @@ def decode_png(data: bytes) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError("not a decodable 3-channel PNG")
-    return img[..., ::-1]
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)  # channel order back to I, U, V, contiguous
 
 
 def encode_npy(array: np.ndarray) -> bytes:
