@@ -62,6 +62,17 @@ def test_onehot_layout():
     assert oh[0, 25:].sum() == pytest.approx(1.2)  # U, V only where the part is
 
 
+def test_onehot_matches_the_render_encoding():
+    from pipeline.render.iuv import decode_iuv, iuv_to_onehot
+
+    iuv = torch.randint(0, 256, (3, 3, 9, 7), dtype=torch.uint8)
+    iuv[:, 0] %= 25
+    expect = iuv_to_onehot(decode_iuv(iuv.permute(0, 2, 3, 1)))
+    torch.testing.assert_close(L.iuv_onehot(iuv), expect)
+    with pytest.raises(ValueError, match="part index"):
+        L.iuv_onehot(torch.full((1, 3, 2, 2), 30, dtype=torch.uint8))
+
+
 def test_augmented_batches_are_repeatable_with_a_seed(toy):
     _, folder = toy
     kw = dict(batch_size=4, seed=7, shuffle_buffer=8, flip_iuv_fn=fake_flip_iuv)
