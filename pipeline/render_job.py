@@ -367,7 +367,8 @@ def render_dataset(
     todo = [i for i, n in enumerate(names) if n not in done]
     fmt.write_index(out, index_params, done.values())
     bar = tqdm(total=n_rows, unit="sample", disable=not progress, desc=f"{params.dataset}/{params.split}")
-    bar.update(sum(b - a for n, (a, b) in zip(names, plan) if n in done))
+    kept_rows = sum(b - a for n, (a, b) in zip(names, plan) if n in done)
+    bar.update(kept_rows)
     skipped, t_work = len(done), time.perf_counter()
     task_args = (manifest_path, image_root, os.fspath(out), params)
 
@@ -389,6 +390,8 @@ def render_dataset(
         try:
             with Client(scheduler or cluster) as client:
                 t_work = time.perf_counter()  # throughput excludes the cluster's start-up
+                bar.reset(total=n_rows)
+                bar.update(kept_rows)
                 futures = {client.submit(build_shard, *task_args, i, device, batch_size,
                                          key=f"render-{names[i]}", pure=False): i for i in todo}  # fmt: skip
                 for future in as_completed(futures):
