@@ -38,7 +38,7 @@ from pipeline import shards as fmt
 
 RenderFn = Callable[[Sequence[dict], Sequence[np.ndarray], int], list]
 
-DEFAULT_RENDERER = "pipeline.render_job:smpl_iuv_renderer"
+DEFAULT_RENDERER = "pipeline.render.manifest_iuv:render_manifest_iuv"
 TEST_RENDERER = "pipeline.render_job:keypoint_disk_renderer"
 NPY_FIELDS = ("pose", "betas", "kp2d", "kp3d")  # stored as .npy members, not in the json member
 
@@ -88,25 +88,6 @@ def keypoint_disk_renderer(
                 cv2.circle(iuv, (int(round(x)), int(round(y))), radius, colour, thickness=-1)
         out.append(iuv)
     return out
-
-
-def smpl_iuv_renderer(
-    rows: Sequence[dict], crop_transforms: Sequence[np.ndarray], crop_size: int, *, device: str = "auto"
-) -> list[np.ndarray | None]:
-    """The real renderer: SMPL fit -> body model -> IUV rasterizer, from ``pipeline.render``.
-
-    Imported lazily so that this module works (with another renderer) where the render package is absent.
-    Expects ``pipeline.render.render_manifest_iuv(rows, crop_transforms, crop_size, device=...)``.
-    """
-    try:
-        from pipeline.render import render_manifest_iuv  # type: ignore[attr-defined]
-    except ImportError as e:
-        raise RuntimeError(
-            "the SMPL IUV renderer is not available: pipeline.render must provide "
-            f"render_manifest_iuv(rows, crop_transforms, crop_size, device=...) ({e}); "
-            f"pass --renderer {TEST_RENDERER} for the keypoint stand-in"
-        ) from e
-    return render_manifest_iuv(rows, crop_transforms, crop_size, device=device)
 
 
 def resolve_renderer(spec: str | RenderFn, device: str = "auto") -> RenderFn:
