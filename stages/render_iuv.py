@@ -1,6 +1,14 @@
-"""Render ground-truth IUV maps: ``python -m stages.render_iuv --demo OUT.png``.
+"""Render ground-truth IUV maps.
 
-A thin command line over pipeline.render; the dataset mode (crops + IUV shards) will join the demo mode here.
+    python -m stages.render_iuv --dataset NAME --root RAW_DIR/NAME --manifests MANIFEST_DIR --out SHARD_DIR
+    python -m stages.render_iuv --demo OUT.png
+
+Dataset mode crops every person of the dataset's Parquet manifests, renders its IUV map from its SMPL fit
+at crop resolution (camera fitted to its 2D keypoints) and writes reproducible WebDataset shards
+OUT/NAME/SPLIT/NAME-SPLIT-000000.tar ... plus index.json, on a Dask cluster; reruns skip verified shards.
+The body model is the built-in open one unless DANET_BODY_MODEL (SMPL file or folder) and
+DANET_DENSE_PARTS (DensePose's UV_Processed.mat) say otherwise. Demo mode writes a picture of the default
+body in a few poses: shaded | I | U | V.
 """
 
 from __future__ import annotations
@@ -8,11 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pipeline.render_job import add_dataset_arguments, main_dataset
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stages.render_iuv",
-        description="Render DensePose-style IUV maps (part I, surface coordinates U, V) of body meshes.",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(
@@ -27,11 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="rasterizer: warp-lang kernel, pure torch, or auto (warp when installed)",
     )
+    add_dataset_arguments(parser, mode_group=mode)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dataset:
+        main_dataset(args)
+        return 0
     if args.size < 8:
         print(f"render_iuv: --size must be at least 8, got {args.size}", file=sys.stderr)
         return 2

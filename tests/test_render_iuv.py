@@ -7,6 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.body.constants import PART_TO_COARSE
 from pipeline.render.cameras import PerspectiveCamera, WeakPerspectiveCamera
@@ -153,3 +155,15 @@ def test_downsample_keeps_i_exact(sphere, mode):
         assert agree > 0.95
     with pytest.raises(ValueError):
         downsample_iuv(iuv, 50, 50, mode="area")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 3), st.integers(1, 9), st.integers(1, 9))
+def test_any_quantised_iuv_round_trips_through_onehot(seed, batch, height, width):
+    gen = torch.Generator().manual_seed(seed)
+    part = torch.randint(0, 25, (batch, height, width), generator=gen)
+    uv = torch.randint(0, 256, (batch, height, width, 2), generator=gen) * (part > 0)[..., None]
+    enc = torch.cat([part[..., None], uv], dim=-1).to(torch.uint8)
+    dec = decode_iuv(enc)
+    assert torch.equal(encode_iuv(onehot_to_iuv(iuv_to_onehot(dec))), enc)
+    assert torch.equal(coarse_index(dec[..., 0]) > 0, part > 0)

@@ -15,7 +15,7 @@ from pipeline.render.cache import cache_subdir
 from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
 
 _state = {"ready": False}
-wp.set_module_options({"enable_backward": False})
+wp.set_module_options({"enable_backward": False, "optimization_level": 3})
 
 
 def warp_cache_dir() -> str:
@@ -83,6 +83,9 @@ def _raster_triangle(
     k0 = inv_area / a[2]
     k1 = inv_area / c1[2]
     k2 = inv_area / c2[2]
+    # pixels are inside when sign * w_i >= 0 for all three edges (sign = +1 for positive area, -1 otherwise);
+    # flipping signs is exact, so this equals the torch backend's test bit for bit.
+    sign = wp.where(area > 0.0, 1.0, -1.0)
     x0 = int(fx0)
     x1 = int(fx1)
     y0 = int(fy0)
@@ -92,19 +95,19 @@ def _raster_triangle(
         for ix in range(x0, x1 + 1):
             px = float(ix) + 0.5
             w0 = _edge(c1[0], c1[1], c2[0], c2[1], px, py)
+            if sign * w0 < 0.0:
+                continue
             w1 = _edge(c2[0], c2[1], a[0], a[1], px, py)
+            if sign * w1 < 0.0:
+                continue
             w2 = _edge(a[0], a[1], c1[0], c1[1], px, py)
-            inside = False
-            if area > 0.0:
-                inside = w0 >= 0.0 and w1 >= 0.0 and w2 >= 0.0
-            else:
-                inside = w0 <= 0.0 and w1 <= 0.0 and w2 <= 0.0
-            if inside:
-                depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
-                dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
-                key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
-                if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
-                    wp.atomic_min(zbuf, b, iy, ix, key)
+            if sign * w2 < 0.0:
+                continue
+            depth = 1.0 / (w0 * k0 + w1 * k1 + w2 * k2)
+            dq = wp.clamp(wp.int64(depth * _DEPTH_SCALE + 0.5), wp.int64(0), _MAX_DEPTH_Q)
+            key = (dq << wp.int64(_FACE_BITS)) | wp.int64(f)
+            if key < zbuf[b, iy, ix]:  # cheap pre-test; the atomic keeps concurrent writers correct
+                wp.atomic_min(zbuf, b, iy, ix, key)
 
 
 @wp.kernel
@@ -113,16 +116,15 @@ def _raster_kernel(
     faces: wp.array(dtype=wp.vec3i),
     height: int,
     width: int,
-    meshes_per_thread: int,
+    faces_per_thread: int,
     zbuf: wp.array3d(dtype=wp.int64),
 ):
-    # thread (g, f) draws face f of meshes g*k .. g*k+k-1: k = B on CPU (amortises Warp's per-thread cost),
-    # k = 1 on CUDA (maximum parallelism).
-    g, f = wp.tid()
-    face = faces[f]
-    b_end = wp.min((g + 1) * meshes_per_thread, verts.shape[0])
-    for b in range(g * meshes_per_thread, b_end):
-        _raster_triangle(verts, face, b, f, height, width, zbuf)
+    # thread (b, g) draws faces g*k .. g*k+k-1 of mesh b: k = F on CPU (one mesh at a time keeps its vertices
+    # and its z-buffer in cache and amortises Warp's per-thread cost), k = 1 on CUDA (maximum parallelism).
+    b, g = wp.tid()
+    f_end = wp.min((g + 1) * faces_per_thread, faces.shape[0])
+    for f in range(g * faces_per_thread, f_end):
+        _raster_triangle(verts, faces[f], b, f, height, width, zbuf)
 
 
 @wp.func
@@ -197,12 +199,15 @@ def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, wid
     wfaces = wp.from_torch(faces.to(torch.int32).contiguous(), dtype=wp.vec3i)
     wzbuf = wp.from_torch(face_index)
     wdev = wverts.device
-    meshes_per_thread = 1 if on_gpu else batch
+    # on CUDA, launch on torch's current stream so that the kernels are ordered with torch's own work
+    stream = wp.stream_from_torch(dev) if on_gpu else None
+    faces_per_thread = 1 if on_gpu else num_faces
     wp.launch(
         _raster_kernel,
-        dim=(-(-batch // meshes_per_thread), num_faces),
-        inputs=[wverts, wfaces, height, width, meshes_per_thread, wzbuf],
+        dim=(batch, -(-num_faces // faces_per_thread)),
+        inputs=[wverts, wfaces, height, width, faces_per_thread, wzbuf],
         device=wdev,
+        stream=stream,
     )
     pixels_per_thread = 1 if on_gpu else width
     outputs = [wzbuf, wp.from_torch(bary, dtype=wp.vec3), wp.from_torch(depth)]
@@ -211,7 +216,6 @@ def rasterize_warp(vertices: torch.Tensor, faces: torch.Tensor, height: int, wid
         dim=(batch, height, -(-width // pixels_per_thread)),
         inputs=[wverts, wfaces, wzbuf, pixels_per_thread, *outputs],
         device=wdev,
+        stream=stream,
     )
-    if on_gpu:
-        wp.synchronize_device(wdev)
     return Fragments(face_index=face_index, bary=bary, depth=depth)

@@ -18,6 +18,7 @@ pytorch3d / nvdiffrast cannot be installed here (see DESIGN.md), hence this smal
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -58,13 +59,30 @@ def empty_fragments(batch: int, height: int, width: int, device: torch.device | 
     )
 
 
+_warp_status: dict[str, bool] = {}
+
+
 def warp_available() -> bool:
-    """True when the warp-lang package can be imported."""
-    try:
-        import warp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when warp-lang imports and initialises (its kernel cache set to the project cache folder).
+
+    A failed initialisation (for example a broken install) is reported once as a warning, and "auto" then
+    uses the torch backend.
+    """
+    if "ok" not in _warp_status:
+        try:
+            from pipeline.render.raster_warp import init_warp
+
+            init_warp()
+            _warp_status["ok"] = True
+        except ImportError:
+            _warp_status["ok"] = False
+        except Exception as err:  # any failure inside Warp means: use the torch backend
+            warnings.warn(
+                f"rasterize: warp-lang is installed but failed to initialise ({err}); using torch",
+                stacklevel=2,
+            )
+            _warp_status["ok"] = False
+    return _warp_status["ok"]
 
 
 def resolve_backend(backend: str) -> str:
@@ -74,7 +92,9 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "warp" if warp_available() else "torch"
     if backend == "warp" and not warp_available():
-        raise ImportError("rasterize: backend='warp' needs the warp-lang package (pip install warp-lang)")
+        raise ImportError(
+            "rasterize: backend='warp' needs a working warp-lang package (pip install warp-lang)"
+        )
     return backend
 
 

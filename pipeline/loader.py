@@ -1,0 +1,312 @@
+"""Streaming training loader over the shards (WebDataset): mix, shuffle, decode, augment, one-hot IUV, batch.
+
+One or several datasets (``Source(folder, weight)``, ``folder`` = ``SHARD_DIR/NAME/SPLIT`` with index.json)
+are read shard by shard, split across nodes (``torch.distributed`` rank) and DataLoader workers, shuffled
+(shard order + a sample buffer), decoded, mixed by weight, augmented (:mod:`pipeline.augment`) and batched.
+With ``resampled=True`` every worker draws shards with replacement forever and ``epoch_batches`` sets the
+epoch length (per worker), the usual set-up for DDP. A sample that fails to read or decode is logged and
+skipped; :data:`SKIPPED` counts them per process and every batch carries the worker's running count.
+
+Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56, 56) (I, U, V codes);
+``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
+``kp2d`` float32 (B, 24, 3) in input pixels (x, y, visibility); ``kp3d`` float32 (B, 24, 4);
+``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
+``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+
+from pipeline import shards as fmt
+from pipeline.augment import AugmentConfig, FlipIUVFn, augment_sample, sample_params
+
+log = logging.getLogger(__name__)
+
+NUM_PARTS = 24
+
+
+@dataclass(frozen=True)
+class Source:
+    """One dataset split to stream: its shard folder (with index.json) and its mixing weight."""
+
+    folder: str | Path
+    weight: float = 1.0
+
+
+class SkipCounter:
+    """WebDataset error handler: log the failure, count it, keep going (returns True = continue)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, exn: BaseException) -> bool:
+        self.count += 1
+        log.warning("skipping a corrupt sample (%d so far in pid %d): %r", self.count, os.getpid(), exn)
+        return True
+
+
+SKIPPED = SkipCounter()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# decoding
+
+
+def decode_sample(raw: dict) -> dict:
+    """Decode one WebDataset sample (bytes by extension) into arrays; raises ValueError when corrupt.
+
+    Returns ``key``, ``image`` (S, S, 3) uint8, ``iuv`` (S, S, 3) uint8 or None, ``kp2d`` (24, 3),
+    ``kp3d`` (24, 4) (zeros if absent), ``smpl`` (82,) (zeros if absent), flags, ``margin``, ``dataset``.
+    """
+    key = raw.get("__key__", "?")
+    try:
+        meta = json.loads(raw["json"])
+        image = fmt.decode_jpg(raw["jpg"])
+        iuv = fmt.decode_png(raw["iuv.png"]) if "iuv.png" in raw else None
+        kp2d = fmt.decode_npy(raw["kp2d.npy"]).reshape(24, 3)
+        kp3d = fmt.decode_npy(raw["kp3d.npy"]).reshape(24, 4) if "kp3d.npy" in raw else np.zeros((24, 4))
+        smpl = fmt.decode_npy(raw["smpl.npy"]).reshape(fmt.SMPL_DIM) if "smpl.npy" in raw else np.zeros(82)
+    except (KeyError, ValueError, json.JSONDecodeError) as e:
+        raise ValueError(f"sample {key} from {raw.get('__url__', '?')}: {e}") from e
+    if image.shape[0] != image.shape[1] or (iuv is not None and iuv.shape != image.shape):
+        raise ValueError(f"sample {key}: image {image.shape} and IUV shapes disagree")
+    return {
+        "key": key,
+        "dataset": meta.get("dataset", ""),
+        "image": image,
+        "iuv": iuv,
+        "kp2d": kp2d.astype(np.float32),
+        "kp3d": kp3d.astype(np.float32),
+        "smpl": smpl.astype(np.float32),
+        "has_smpl": "smpl.npy" in raw,
+        "has_kp3d": "kp3d.npy" in raw,
+        "margin": float(meta["crop"]["margin"]),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# one-hot IUV and batching
+
+
+def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) uint8 IUV codes (the batch's ``iuv``) -> (B, 75, H, W) float32 network one-hot.
+
+    The encoding of pipeline.render.iuv.iuv_to_onehot (I one-hot in [0:25], U and V in [0, 1] in their
+    part's channel of [25:50] and [50:75]; tests hold the two equal), written with three scatters because
+    going through that function (decode, one_hot, clone, cat, permute) costs ~20x more per batch, which
+    was most of the loader's time. Works on any device: calling it after moving ``batch["iuv"]`` to the GPU
+    keeps the worker -> trainer transfer small (``make_dataset(onehot=False)``).
+    """
+    b, _, h, w = iuv.shape
+    n = NUM_PARTS + 1
+    index = iuv[:, 0:1].long()
+    if index.numel() and int(index.max()) > NUM_PARTS:
+        raise ValueError(f"iuv_onehot: part index {int(index.max())} > {NUM_PARTS} in channel 0")
+    out = torch.zeros(b, 3 * n, h, w, dtype=torch.float32, device=iuv.device)
+    out[:, :n].scatter_(1, index, 1.0)
+    uv = iuv[:, 1:3].float() / 255.0
+    out[:, n : 2 * n].scatter_(1, index, uv[:, 0:1])
+    out[:, 2 * n :].scatter_(1, index, uv[:, 1:2])
+    out[:, n] = 0.0  # background carries no U, V
+    out[:, 2 * n] = 0.0
+    return out
+
+
+def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:
+    """Stack augmented samples into the batch described in the module docstring."""
+    n = len(samples)
+    images = torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2).contiguous()
+    iuv = np.zeros((n, iuv_size, iuv_size, 3), np.uint8)
+    has_iuv = torch.zeros(n, dtype=torch.bool)
+    for i, s in enumerate(samples):
+        if s["iuv"] is not None:
+            iuv[i] = s["iuv"]
+            has_iuv[i] = True
+    iuv_t = torch.from_numpy(iuv).permute(0, 3, 1, 2).contiguous()
+    smpl = torch.from_numpy(np.stack([s["smpl"] for s in samples]))
+    batch = {
+        "key": [s["key"] for s in samples],
+        "dataset": [s["dataset"] for s in samples],
+        "image": images,
+        "iuv": iuv_t,
+        "kp2d": torch.from_numpy(np.stack([s["kp2d"] for s in samples])),
+        "kp3d": torch.from_numpy(np.stack([s["kp3d"] for s in samples])),
+        "pose": smpl[:, :72].contiguous(),
+        "betas": smpl[:, 72:].contiguous(),
+        "has_smpl": torch.tensor([s["has_smpl"] for s in samples]),
+        "has_iuv": has_iuv,
+        "has_kp3d": torch.tensor([s["has_kp3d"] for s in samples]),
+        "flip": torch.tensor([bool(s.get("flip", False)) for s in samples]),
+        "rot": torch.tensor([float(s.get("rot", 0.0)) for s in samples], dtype=torch.float32),
+        "skipped": SKIPPED.count,
+    }
+    if onehot:
+        batch["iuv_onehot"] = iuv_onehot(iuv_t)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pipeline stages
+
+
+def _worker_seed(seed: int | None, epoch: int, salt: int) -> np.random.SeedSequence:
+    """Seed for this (node, worker, epoch): fixed when ``seed`` is given, fresh entropy otherwise."""
+    rank, world, worker, workers = wds.utils.pytorch_worker_info()
+    if seed is None:
+        return np.random.SeedSequence([os.getpid(), time.time_ns(), salt])
+    return np.random.SeedSequence([seed, rank, worker, epoch, salt])
+
+
+class WeightedMix(torch.utils.data.IterableDataset):
+    """Interleave several sample streams, drawing each next sample from stream ``i`` with prob ∝ weight.
+
+    Written here instead of ``wds.RandomMix`` because that one draws from the global ``random`` module and
+    cannot be seeded per worker. Runs until every stream is exhausted (forever with resampled streams).
+    """
+
+    def __init__(self, datasets: Sequence, weights: Sequence[float], seed: int | None = None) -> None:
+        if len(datasets) != len(weights) or not datasets or min(weights) <= 0:
+            raise ValueError("need one positive weight per dataset")
+        self.datasets, self.weights, self.seed, self.epoch = list(datasets), list(weights), seed, 0
+
+    def __iter__(self) -> Iterator[dict]:
+        rng = np.random.default_rng(_worker_seed(self.seed, self.epoch, 1))
+        self.epoch += 1
+        streams = [iter(d) for d in self.datasets]
+        weights = np.asarray(self.weights, dtype=np.float64)
+        while streams:
+            i = int(rng.choice(len(streams), p=weights / weights.sum())) if len(streams) > 1 else 0
+            try:
+                yield next(streams[i])
+            except StopIteration:
+                del streams[i]
+                weights = np.delete(weights, i)
+
+
+class Augment:
+    """Pipeline stage: draw augmentation parameters per sample from a per-worker generator and apply them."""
+
+    def __init__(self, cfg: AugmentConfig, flip_iuv_fn: FlipIUVFn | None, seed: int | None) -> None:
+        self.cfg, self.flip_iuv_fn, self.seed, self.epoch = cfg, flip_iuv_fn, seed, 0
+
+    def __call__(self, samples: Iterator[dict]) -> Iterator[dict]:
+        rng = np.random.default_rng(_worker_seed(self.seed, self.epoch, 2))
+        self.epoch += 1
+        for sample in samples:
+            try:
+                yield augment_sample(sample, sample_params(rng, self.cfg), self.cfg, self.flip_iuv_fn)
+            except (ValueError, IndexError, TypeError) as e:  # bad values inside a well-formed sample
+                SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
+
+
+def _shuffler(size: int, seed: int | None):
+    """A shuffle stage over ``size`` items: repeatable per epoch with a seed, fresh entropy without."""
+    initial = min(size, 100)
+    return wds.shuffle(size, initial) if seed is None else wds.detshuffle(size, initial, seed=seed)
+
+
+def _read_shards(urls: Iterator[dict], handler: SkipCounter = SKIPPED) -> Iterator[dict]:
+    """Pipeline stage: ``{"url"}`` items -> raw samples of those shards; a broken shard is logged and left."""
+    for item in urls:
+        try:
+            yield from fmt.tar_samples(item["url"])
+        except Exception as e:  # noqa: BLE001 - any read failure of one shard must not end training
+            if not handler(ValueError(f"shard {item['url']}: {e!r}")):
+                raise
+
+
+def source_stream(
+    source: Source,
+    *,
+    shuffle: bool,
+    shuffle_buffer: int,
+    resampled: bool,
+    seed: int | None,
+) -> wds.DataPipeline:
+    """Decoded samples of one split: node/worker split (or resampled shards), shard + buffer shuffle.
+
+    Same stages as ``wds.WebDataset`` except the tar reading (:func:`pipeline.shards.tar_samples`, faster
+    than the standard tarfile module that WebDataset uses).
+    """
+    urls = fmt.shard_urls(source.folder)
+    if not urls:
+        raise ValueError(f"{source.folder}: index.json lists no shards")
+    if resampled:
+        stages: list = [wds.ResampledShards(urls, seed=seed or 0, deterministic=seed is not None)]
+    else:
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker]
+        if shuffle:
+            stages.append(_shuffler(len(urls), seed))
+    stages.append(_read_shards)
+    if shuffle and shuffle_buffer > 1:
+        stages.append(_shuffler(shuffle_buffer, seed))
+    stages.append(wds.map(decode_sample, handler=SKIPPED))
+    return wds.DataPipeline(*stages)
+
+
+def make_dataset(
+    sources: Sequence[Source | str | Path],
+    *,
+    batch_size: int = 16,
+    augment: AugmentConfig | None = None,
+    shuffle: bool = True,
+    shuffle_buffer: int = 1000,
+    resampled: bool = False,
+    epoch_batches: int | None = None,
+    seed: int | None = None,
+    flip_iuv_fn: FlipIUVFn | None = None,
+    onehot: bool = True,
+    partial: bool = True,
+) -> wds.DataPipeline:
+    """The batched training stream over ``sources`` (iterate it, or hand it to :func:`make_loader`).
+
+    ``augment`` defaults to the training ranges of :class:`AugmentConfig`; pass ``AugmentConfig(enabled=
+    False)`` for evaluation. ``seed`` makes shuffling and augmentation repeatable per (node, worker).
+    """
+    cfg = augment or AugmentConfig()
+    srcs = [s if isinstance(s, Source) else Source(s) for s in sources]
+    streams = [
+        source_stream(s, shuffle=shuffle, shuffle_buffer=shuffle_buffer, resampled=resampled, seed=seed)
+        for s in srcs
+    ]
+    mixed = streams[0] if len(streams) == 1 else WeightedMix(streams, [s.weight for s in srcs], seed)
+    collation = functools.partial(collate, iuv_size=cfg.iuv_size, onehot=onehot)
+    pipeline = wds.DataPipeline(
+        mixed,
+        Augment(cfg, flip_iuv_fn, seed),
+        wds.batched(batch_size, collation_fn=collation, partial=partial),
+    )
+    if epoch_batches:
+        pipeline = pipeline.with_epoch(epoch_batches)
+    return pipeline
+
+
+def make_loader(dataset: wds.DataPipeline, num_workers: int = 0, **kwargs) -> torch.utils.data.DataLoader:
+    """A DataLoader over the already-batched ``dataset`` (batch_size=None) with ``num_workers`` workers."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=_worker_init,
+        **kwargs,
+    )
+
+
+def _worker_init(_: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
