@@ -51,8 +51,10 @@ def load_mean_params(path: str) -> dict[str, torch.Tensor]:
         missing = {"pose", "shape"} - set(data.files)
         if missing:
             raise KeyError(f"{path}: missing arrays {sorted(missing)} (have {data.files})")
-        pose = torch.as_tensor(np.asarray(data["pose"], dtype=np.float32)).reshape(NUM_JOINTS, 6)
-        out = {"pose": rot6d_to_matrix(pose), "betas": torch.as_tensor(np.asarray(data["shape"], np.float32))}
+        # SPIN's layout: per joint the first two columns of the rotation, stored row-major as a 3 x 2 block
+        block = torch.as_tensor(np.asarray(data["pose"], dtype=np.float32)).reshape(NUM_JOINTS, 3, 2)
+        pose = rot6d_to_matrix(torch.cat([block[..., 0], block[..., 1]], dim=-1))
+        out = {"pose": pose, "betas": torch.as_tensor(np.asarray(data["shape"], np.float32))}
         cam = data["cam"] if "cam" in data.files else np.array([0.9, 0.0, 0.0])
         out["cam"] = torch.as_tensor(np.asarray(cam, dtype=np.float32)).reshape(3)
     return out
@@ -122,7 +124,12 @@ class DaNet(nn.Module):
             geo["keypoints2d"] = project(geo["keypoints3d"], out["cam"], focal, size)
         return geo
 
-    def forward(self, image: torch.Tensor, targets: dict | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, image: torch.Tensor, targets: dict | None = None, iuv_only: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """image (B, 3, S, S) normalised -> predictions (module doc). `iuv_only` stops after the global and
+        partial IUV maps: the first phase of the paper's schedule trains the IUV estimator alone, and the
+        streams must not run (their BatchNorm statistics would drift on untrained maps)."""
         cfg = self.cfg
         b = image.shape[0]
         out = self.iuv(image)
@@ -139,6 +146,8 @@ class DaNet(nn.Module):
             out["gt_partial"] = gt_partial_iuv(
                 gt, centers.detach(), scales.detach(), cfg.roi.size, cfg.roi.simplified
             )
+        if iuv_only:
+            return out
 
         global_maps, partial_maps = self.stream_inputs(out)
         out["global_maps"], out["partial_maps"] = global_maps, partial_maps

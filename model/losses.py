@@ -157,21 +157,34 @@ def _gt_geometry(targets: dict, body) -> dict[str, torch.Tensor]:
     return geom
 
 
-def danet_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.Tensor]:
-    """All loss terms (unweighted) plus "total" = sum of weight * term, weights from cfg.loss.
+# L_inter: the IUV estimator's own terms; trained alone during the first steps of the paper's schedule.
+INTER_TERMS = ("part_index", "coarse_index", "uv", "partial_index", "partial_uv", "joints2d")
 
-    Partial IUV terms are weighted by roi * part_index and roi * uv.
-    """
-    terms = inter_losses(pred, targets)
-    terms.update(target_losses(pred, targets, cfg, body))
+
+def loss_weights(cfg) -> dict[str, float]:
+    """Weight of every loss term, from cfg.loss; partial IUV terms are weighted by roi * part_index / uv."""
     w = cfg.loss
-    weights = {
+    return {
         "part_index": w.part_index, "coarse_index": w.coarse_index, "uv": w.uv,
         "partial_index": w.roi * w.part_index, "partial_uv": w.roi * w.uv, "joints2d": w.joints2d,
         "pose": w.pose, "betas": w.betas, "orthogonality": w.orthogonality, "vertices": w.vertices,
         "kp3d": w.kp3d, "kp2d": w.kp2d, "refine_rotation": w.refine_rotation,
         "refine_position": w.refine_position,
     }  # fmt: skip
-    total = sum(weights[k] * v for k, v in terms.items())
-    terms["total"] = total if isinstance(total, torch.Tensor) else pred["cam"].sum() * 0.0
+
+
+def weighted_total(terms: dict[str, torch.Tensor], cfg, only: tuple[str, ...] | None = None) -> torch.Tensor:
+    """Sum of weight * term over `terms` (restricted to the names in `only` when given)."""
+    weights = loss_weights(cfg)
+    parts = [weights[k] * v for k, v in terms.items() if k in weights and (only is None or k in only)]
+    if not parts:
+        raise ValueError("no loss term to optimise: the batch carries none of the labels the terms need")
+    return torch.stack(parts).sum()
+
+
+def danet_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.Tensor]:
+    """All loss terms (unweighted) plus "total" = sum of weight * term (see loss_weights)."""
+    terms = inter_losses(pred, targets)
+    terms.update(target_losses(pred, targets, cfg, body))
+    terms["total"] = weighted_total(terms, cfg) if terms else pred["cam"].sum() * 0.0
     return terms

@@ -4,7 +4,8 @@
 
 Writes OUT/images/SPLIT/NNNNNN.jpg and OUT/SPLIT.npz (train and val) in SPIN's annotation format (imgname,
 center, scale, part, S, pose, shape, has_smpl, gender, plus focal_length and cam_t), so that
-`python -m stages.ingest --dataset synth` reads it through the same code as real data. Deterministic per
+`python -m stages.ingest --dataset synth` reads it through the same code as real data. OUT/mean_params.npz
+holds the training split's mean SMPL parameters in the layout of SPIN's smpl_mean_params.npz. Deterministic per
 seed: batch k is rendered from the seed sequence (seed, k), so the same arguments give the same bytes.
 """
 
@@ -22,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.body import load_body_model, load_dense_parts
+from pipeline.synth.mean_params import write_mean_params
 from pipeline.synth.scene import render_scene_batch
 
 
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     for split, rows in collected.items():
         write_npz(args.out / f"{split}.npz", {key: np.stack(values) for key, values in rows.items()})
+    train = collected["train"]
+    write_mean_params(args.out / "mean_params.npz", np.stack(train["pose"]), np.stack(train["shape"]))
     seconds = time.perf_counter() - started
     summary = {
         "out": str(args.out),

@@ -162,23 +162,42 @@ def test_tiny_config_overfits_eight_samples(one_thread):
     assert min(history[-5:]) * 10 <= history[0], (history[0], history[-5:], time.perf_counter() - start)
 
 
-def test_mean_parameters_file_sets_the_starting_point(tmp_path):
+def test_mean_parameters_file_in_spins_layout_sets_the_starting_point(tmp_path):
     import numpy as np
 
-    from model.rotations import matrix_to_rot6d, rot6d_to_matrix
+    from model.rotations import rot6d_to_matrix
 
-    pose6d = matrix_to_rot6d(rot6d_to_matrix(torch.randn(24, 6))).reshape(-1).numpy()
+    rotations = rot6d_to_matrix(torch.randn(24, 6))
+    spin_pose = rotations[:, :, :2].reshape(-1).numpy()  # SPIN: first two columns, 3 x 2 block, row-major
     path = tmp_path / "smpl_mean_params.npz"
-    np.savez(path, pose=pose6d, shape=np.arange(10, dtype=np.float32), cam=np.array([0.8, 0.1, 0.0]))
+    np.savez(path, pose=spin_pose, shape=np.arange(10, dtype=np.float32), cam=np.array([0.8, 0.1, 0.0]))
     cfg = config_from_dict({"preset": "tiny", "mean_params": str(path)})
     model = DaNet(cfg)
-    assert torch.allclose(model.mean_rotation.reshape(-1), torch.as_tensor(pose6d), atol=1e-6)
+    torch.testing.assert_close(rot6d_to_matrix(model.mean_rotation), rotations, atol=1e-5, rtol=0)
     assert torch.equal(model.mean_betas, torch.arange(10.0)) and torch.allclose(
         model.mean_cam[0], torch.tensor(0.8)
     )
     np.savez(path, shape=np.zeros(10))
     with pytest.raises(KeyError, match="pose"):
         DaNet(cfg)
+
+
+def test_synthetic_mean_params_round_trip_through_the_network(tmp_path):
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from model.rotations import rot6d_to_matrix
+    from pipeline.synth.mean_params import write_mean_params
+
+    rng = np.random.default_rng(0)
+    base = Rotation.from_rotvec(rng.normal(size=(24, 3)) * 0.5)
+    noise = Rotation.from_rotvec(rng.normal(size=(200, 24, 3)).reshape(-1, 3) * 0.05)
+    poses = (Rotation.from_quat(np.tile(base.as_quat(), (200, 1))) * noise).as_rotvec().reshape(200, 72)
+    write_mean_params(tmp_path / "mean.npz", poses, rng.normal(size=(200, 10)))
+    model = DaNet(config_from_dict({"preset": "tiny", "mean_params": str(tmp_path / "mean.npz")}))
+    mean = rot6d_to_matrix(model.mean_rotation).numpy()
+    np.testing.assert_allclose(mean[1:], base.as_matrix()[1:], atol=0.01)  # chordal mean of jittered joints
+    np.testing.assert_allclose(mean[0], Rotation.from_rotvec([np.pi, 0, 0]).as_matrix(), atol=1e-6)
 
 
 def test_every_ablation_switch_builds_and_runs():

@@ -1,0 +1,164 @@
+"""Evaluation protocols of the paper on shards: 3D joint errors, mesh errors, a mean-pose baseline, visuals.
+
+Joints (as SPIN and DaNet evaluate): mesh -> H36M-17 regressor -> pelvis-relative (H36M joint 0) -> the 14
+LSP joints; MPJPE and PA-MPJPE (similarity Procrustes) in millimetres. When the body model has no H36M
+regressor the SPIN-24 regressor's first 14 (LSP) joints are used, pelvis = midpoint of the hips. Ground
+truth comes from the sample's SMPL fit when it has one (gendered body models when given, as 3DPW's
+protocol asks), else from its 3D keypoints. Mesh errors (PVE, PVE-S, PVE-P; pelvis-relative) need SMPL.
+The baseline predicts the network's mean parameters for every sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from model import metrics
+from model.training.targets import batch_to_inputs
+from pipeline import shards as fmt
+from pipeline.body.constants import H36M17_PELVIS, H36M17_TO_LSP14
+
+SPIN24_HIPS = (2, 3)  # right_hip, left_hip
+
+
+def protocol_joints(body, vertices: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) vertices -> (B, 14, 3) pelvis-relative LSP joints (metres) of the evaluation protocol."""
+    if "h36m17" in body.regressor_names:
+        joints = body.regress(vertices, "h36m17")
+        return joints[:, list(H36M17_TO_LSP14)] - joints[:, H36M17_PELVIS : H36M17_PELVIS + 1]
+    joints = body.regress(vertices, "spin24")
+    return lsp14_from_spin24(joints)
+
+
+def lsp14_from_spin24(joints: torch.Tensor) -> torch.Tensor:
+    """(B, 24, 3) SPIN-24 keypoints -> (B, 14, 3) LSP joints relative to the hips' midpoint."""
+    return joints[:, :14] - joints[:, list(SPIN24_HIPS)].mean(1, keepdim=True)
+
+
+def shard_metadata(folder: str | Path) -> dict[str, dict]:
+    """key -> the sample's json record (action, subject, gender, ...) for every sample of a split's shards."""
+    out = {}
+    for url in fmt.shard_urls(folder):
+        for sample in fmt.tar_samples(url):
+            out[sample["__key__"]] = json.loads(sample["json"])
+    return out
+
+
+def mesh_errors(
+    pred_vertices: torch.Tensor, gt_vertices: torch.Tensor, pred_pelvis, gt_pelvis
+) -> dict[str, torch.Tensor]:
+    """Per-sample PVE (pelvis-relative), PVE-S and PVE-P in mm."""
+    return {
+        "pve": metrics.pve(pred_vertices, gt_vertices, pred_pelvis, gt_pelvis),
+        "pve_s": metrics.pve_s(pred_vertices, gt_vertices),
+        "pve_p": metrics.pve_p(pred_vertices, gt_vertices),
+    }
+
+
+def sample_errors(
+    body, gt_bodies: Callable[[str], object], batch: dict, pred_vertices: torch.Tensor, genders: list[str]
+) -> dict[str, torch.Tensor]:
+    """Per-sample errors (mm) of predicted vertices against the batch's ground truth."""
+    pred_joints = protocol_joints(body, pred_vertices)
+    has_smpl = batch["has_smpl"].bool()
+    gt_joints = lsp14_from_spin24(batch["kp3d"][..., :3].to(pred_vertices))
+    gt_vertices = torch.zeros_like(pred_vertices)
+    for gender in sorted(set(genders)):
+        rows = [i for i, g in enumerate(genders) if g == gender and bool(has_smpl[i])]
+        if not rows:
+            continue
+        gt_body = gt_bodies(gender)
+        with torch.no_grad():
+            posed = gt_body(
+                betas=batch["betas"][rows].to(pred_vertices), pose=batch["pose"][rows].to(pred_vertices)
+            )
+        gt_vertices[rows] = posed.vertices
+        gt_joints[rows] = protocol_joints(gt_body, posed.vertices)
+    out = {
+        "mpjpe": metrics.mpjpe(pred_joints, gt_joints),
+        "pa_mpjpe": metrics.pa_mpjpe(pred_joints, gt_joints),
+    }
+    pelvis = lambda v, b: b.regress(v, "smpl24")[:, 0]  # noqa: E731 - local shorthand
+    errors = mesh_errors(pred_vertices, gt_vertices, pelvis(pred_vertices, body), pelvis(gt_vertices, body))
+    for name, value in errors.items():
+        out[name] = torch.where(has_smpl, value, torch.full_like(value, float("nan")))
+    return out
+
+
+def mean_pose_vertices(network, batch_size: int) -> torch.Tensor:
+    """(B, V, 3) vertices of the network's mean parameters (the baseline prediction)."""
+    rot = network.to_rotmats(torch.zeros_like(network.mean_rotation).expand(batch_size, -1, -1))
+    betas = network.mean_betas.expand(batch_size, -1)
+    with torch.no_grad():
+        return network.body(betas=betas, pose=rot).vertices
+
+
+def summarise(records: list[dict]) -> dict:
+    """Mean of every error over the samples that have it; count of samples."""
+    keys = [k for k in records[0] if k not in ("key", "action")] if records else []
+    out = {"samples": len(records)}
+    for key in keys:
+        values = np.array([r[key] for r in records], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        out[key] = round(float(values.mean()), 2) if len(values) else None
+    return out
+
+
+def evaluate(
+    network,
+    batches: Iterable[dict],
+    metadata: dict[str, dict],
+    gt_bodies: Callable[[str], object],
+    device: torch.device,
+    keep_examples: int = 8,
+) -> tuple[dict, list[dict], list[dict]]:
+    """Runs the network over `batches`; returns (summary, per-sample records, example predictions)."""
+    body = network.body
+    cfg = network.cfg
+    records, examples = [], []
+    network.eval()
+    for batch in batches:
+        image, _ = batch_to_inputs(batch, cfg.image_size, cfg.feature_size, body, device)
+        with torch.no_grad():
+            pred = network(image)
+        keys = list(batch["key"])
+        genders = [metadata.get(k, {}).get("gender", "n") or "n" for k in keys]
+        batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+        errors = sample_errors(body, gt_bodies, batch, pred["vertices"], genders)
+        baseline = sample_errors(body, gt_bodies, batch, mean_pose_vertices(network, len(keys)), genders)
+        for i, key in enumerate(keys):
+            record = {"key": key, "action": metadata.get(key, {}).get("action", "") or ""}
+            record.update({name: float(v[i]) for name, v in errors.items()})
+            record.update({f"baseline_{name}": float(v[i]) for name, v in baseline.items()})
+            records.append(record)
+        if len(examples) < keep_examples:
+            take = min(keep_examples - len(examples), len(keys))
+            for i in range(take):
+                examples.append(
+                    {
+                        "image": batch["image"][i].cpu(),
+                        "iuv": batch["iuv"][i].cpu(),
+                        "pred": {
+                            k: pred[k][i].detach().cpu()
+                            for k in ("index_logits", "u", "v", "cam", "vertices")
+                        },
+                    }
+                )
+    summary = summarise(records)
+    per_action: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        if record["action"]:
+            per_action[record["action"]].append(record)
+    if per_action:
+        summary["per_action"] = {
+            action: {k: v for k, v in summarise(rows).items() if k in ("samples", "mpjpe", "pa_mpjpe")}
+            for action, rows in sorted(per_action.items())
+        }
+    if summary.get("baseline_pa_mpjpe"):
+        summary["pa_mpjpe_ratio_to_mean_pose"] = round(summary["pa_mpjpe"] / summary["baseline_pa_mpjpe"], 3)
+    return summary, records, examples

@@ -1,0 +1,283 @@
+"""The streaming training loop: shards -> loader -> DaNet -> losses -> Adam, with exact resume.
+
+Data order is a pure function of (seed, segment), a segment being the steps between two checkpoints: the
+loader is rebuilt at every checkpoint boundary with that segment's seed. A run resumed from a checkpoint
+therefore sees the same batches, model randomness (restored RNG states) and schedule as one that never
+stopped. One process, or several under torchrun (DDP; shards are split by rank and by loader worker).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.danet import DaNet
+from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
+from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from model.training.config import TrainConfig, config_as_dict
+from model.training.targets import batch_to_inputs
+from pipeline.loader import Source, make_dataset, make_loader
+
+log = logging.getLogger(__name__)
+
+LAST_CHECKPOINT = "last.pt"
+FINAL_MODEL = "model.pt"
+LOG_FILE = "train_log.jsonl"
+SUMMARY_FILE = "train_metrics.json"
+CURVE_FILE = "train_curve.json"  # [{step, loss, lr}, ...] for `dvc plots`
+
+
+class TrainingError(RuntimeError):
+    """The run cannot go on (e.g. repeated non-finite losses); the last good checkpoint is kept."""
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> Distributed:
+    """Joins the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend)
+    return Distributed(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, dist: Distributed) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError("run.device=cuda but no CUDA device is available")
+        return torch.device("cuda", dist.local_rank)
+    return torch.device(name)
+
+
+def segment_batches(cfg: TrainConfig, segment: int) -> Iterator[dict]:
+    """An endless batch stream for one checkpoint segment, seeded by (run seed, segment)."""
+    seed = int(np.random.SeedSequence([cfg.run.seed, segment]).generate_state(1)[0])
+    sources = [Source(s.path, s.weight) for s in cfg.data.train]
+    for source in sources:
+        if not (Path(source.folder) / "index.json").is_file():
+            raise TrainingError(f"no shards at {source.folder} (index.json missing): run render_iuv first")
+    augment = None
+    if not cfg.data.augment:
+        from pipeline.augment import AugmentConfig
+
+        augment = AugmentConfig(enabled=False)
+    dataset = make_dataset(
+        sources,
+        batch_size=cfg.data.batch_size,
+        augment=augment,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        resampled=True,
+        seed=seed,
+        onehot=False,
+    )
+    yield from make_loader(dataset, num_workers=cfg.data.num_workers)
+
+
+class Trainer:
+    """Owns the network, optimiser, schedule and data stream of one run writing into `out_dir`."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, body=None, body_name: str = "anny-smpl24"):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.dist = init_distributed()
+        self.device = resolve_device(cfg.run.device, self.dist)
+        if cfg.run.threads:
+            torch.set_num_threads(cfg.run.threads)
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
+        if body is None:
+            from pipeline.body import load_body_model
+
+            body = load_body_model(body_name)
+        self.body_name = body_name
+        self.body = body.to(self.device)
+        self.net_cfg = cfg.danet_config()
+        self.network = DaNet(self.net_cfg, self.body).to(self.device)
+        self.model = self.network
+        if self.dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.network, device_ids=ids, find_unused_parameters=True
+            )
+        params = [p for p in self.network.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(cfg.optim.lr_milestones), gamma=cfg.optim.lr_gamma
+        )
+        self.step = 0
+        self.nonfinite_total = 0
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+
+    def checkpoint_payload(self) -> dict:
+        return {
+            "model": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "rng": rng_state(),
+            "config": config_as_dict(self.cfg),
+            "body_model": self.body_name,
+            "nonfinite_total": self.nonfinite_total,
+        }
+
+    def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.out_dir / name, self.checkpoint_payload())
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        """Restores model, optimiser, schedule, step and RNG from `path` (default: out_dir/last.pt)."""
+        path = Path(path) if path else self.out_dir / LAST_CHECKPOINT
+        if not path.is_file():
+            return False
+        payload = load_checkpoint(path, map_location=self.device)
+        self.network.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.step = int(payload["step"])
+        self.nonfinite_total = int(payload.get("nonfinite_total", 0))
+        set_rng_state(payload["rng"])
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    # -- one step --------------------------------------------------------------------------------------------
+
+    def train_step(self, batch: dict) -> dict[str, float] | None:
+        """One optimiser step; returns the loss terms, or None when the loss was not finite (step skipped)."""
+        cfg = self.cfg
+        self.model.train()
+        image, targets = batch_to_inputs(
+            batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
+        )
+        use_amp = cfg.run.amp and self.device.type == "cuda"
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
+        iuv_phase = self.step < cfg.optim.iuv_only_steps
+        with autocast:
+            pred = self.model(image, targets, iuv_only=iuv_phase)
+            if iuv_phase:
+                terms = inter_losses(pred, targets)
+            else:
+                terms = danet_losses(pred, targets, self.net_cfg, self.body)
+            total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(total):
+            return None
+        total.backward()
+        if cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.network.parameters(), cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        out = {k: float(v.detach()) for k, v in terms.items() if k != "total"}
+        out["total"] = float(total.detach())
+        return out
+
+    # -- the run ---------------------------------------------------------------------------------------------
+
+    def run(self, progress: bool = True) -> dict:
+        """Trains until cfg.run.steps; checkpoints every cfg.run.checkpoint_every steps and at the end."""
+        cfg = self.cfg
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.out_dir / LOG_FILE
+        if self.step == 0 and self.dist.is_main and log_path.exists():
+            log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
+        bar = tqdm(
+            total=cfg.run.steps, initial=self.step, disable=not (progress and self.dist.is_main), unit="step"
+        )
+        consecutive_bad, window, started = 0, [], time.perf_counter()
+        window_start, window_samples = time.perf_counter(), 0
+        stream: Iterator[dict] | None = None
+        stream_segment, last_good = -1, None
+        while self.step < cfg.run.steps:
+            segment = self.step // cfg.run.checkpoint_every
+            if segment != stream_segment:
+                stream, stream_segment = segment_batches(cfg, segment), segment
+            batch = next(stream)
+            terms = self.train_step(batch)
+            if terms is None:
+                consecutive_bad += 1
+                self.nonfinite_total += 1
+                if consecutive_bad > cfg.run.max_nonfinite:
+                    where = last_good or "none written yet"
+                    raise TrainingError(
+                        f"stopped at step {self.step}: {consecutive_bad} consecutive non-finite losses "
+                        f"(run.max_nonfinite={cfg.run.max_nonfinite}); last good checkpoint: {where}"
+                    )
+                continue
+            consecutive_bad = 0
+            self.step += 1
+            window.append(terms)
+            window_samples += len(batch["key"])
+            bar.update(1)
+            if self.step % cfg.run.log_every == 0 or self.step == cfg.run.steps:
+                elapsed = time.perf_counter() - window_start
+                record = self._log_record(window, window_samples / max(elapsed, 1e-9), batch)
+                bar.set_postfix(loss=f"{record['loss']['total']:.3f}", sps=f"{record['samples_per_s']:.1f}")
+                if self.dist.is_main:
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                window, window_start, window_samples = [], time.perf_counter(), 0
+            if self.step % cfg.run.checkpoint_every == 0 or self.step == cfg.run.steps:
+                last_good = self.save()
+        bar.close()
+        self.save(FINAL_MODEL)
+        summary = self._summary(time.perf_counter() - started, log_path)
+        if self.dist.is_main:
+            (self.out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+            curve = [
+                {"step": r["step"], "loss": r["loss"]["total"], "lr": r["lr"]}
+                for r in map(json.loads, log_path.read_text().splitlines())
+            ]
+            (self.out_dir / CURVE_FILE).write_text(json.dumps(curve, indent=1) + "\n")
+        return summary
+
+    def _log_record(self, window: list[dict[str, float]], samples_per_s: float, batch: dict) -> dict:
+        keys = sorted({k for terms in window for k in terms})
+        mean = {k: float(np.mean([t[k] for t in window if k in t])) for k in keys}
+        return {
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "phase": "iuv" if self.step <= self.cfg.optim.iuv_only_steps else "full",
+            "loss": mean,
+            "samples_per_s": round(samples_per_s, 2),
+            "nonfinite_skipped": self.nonfinite_total,
+            "corrupt_samples_skipped": int(batch.get("skipped", 0)),
+        }
+
+    def _summary(self, seconds: float, log_path: Path) -> dict:
+        records = (
+            [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
+        )
+        first, last = (records[0], records[-1]) if records else ({}, {})
+        return {
+            "steps": self.step,
+            "seconds": round(seconds, 1),
+            "first_loss": first.get("loss", {}).get("total", math.nan),
+            "final_loss": last.get("loss", {}).get("total", math.nan),
+            "final_terms": last.get("loss", {}),
+            "nonfinite_skipped": self.nonfinite_total,
+        }

@@ -1,0 +1,88 @@
+"""From a loader batch (pipeline.loader) to the network's input and the targets of model.losses.
+
+The loader yields 224-pixel crops with keypoints in crop pixels (OpenCV convention: integer coordinates are
+pixel centres) and IUV codes at 56 x 56. The network may run at another input size (the "tiny" preset uses
+64), so images are resized and IUV maps resampled to its map size here. SPIN-style labels carry no camera;
+the SMPL joints' 2D positions (heatmap targets) are obtained by fitting the crop camera's translation to the
+visible 2D keypoints, exactly as the ground-truth IUV maps were rendered (pipeline.render.camera_fit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pipeline.loader import iuv_onehot
+from pipeline.render.camera_fit import fit_translation
+
+# ImageNet statistics: the backbones' pretrained weights expect them.
+IMAGE_MEAN = (0.485, 0.456, 0.406)
+IMAGE_STD = (0.229, 0.224, 0.225)
+LOADER_CROP = 224  # side of the loader's crops, pixels
+
+
+def normalise_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, H, W) uint8 RGB -> (B, 3, size, size) float, resized (antialiased) and ImageNet-normalised."""
+    x = images.float() / 255.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    mean = x.new_tensor(IMAGE_MEAN)[:, None, None]
+    std = x.new_tensor(IMAGE_STD)[:, None, None]
+    return (x - mean) / std
+
+
+def pixels_to_normalised(points: torch.Tensor, size: float = LOADER_CROP) -> torch.Tensor:
+    """(..., 2) crop pixels (pixel centres at integers) -> [-1, 1] crop coordinates (model.camera.project)."""
+    return (points - (size - 1) / 2.0) / (size / 2.0)
+
+
+def resample_iuv_codes(iuv: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, 3, h, w) uint8 IUV codes -> (B, 3, size, size) by nearest sampling (part numbers stay exact)."""
+    if iuv.shape[-1] == size and iuv.shape[-2] == size:
+        return iuv
+    return F.interpolate(iuv.float(), size=(size, size), mode="nearest-exact").to(torch.uint8)
+
+
+@torch.no_grad()
+def smpl_joints_2d(
+    body, pose: torch.Tensor, betas: torch.Tensor, kp2d: torch.Tensor, focal: float = 5000.0
+) -> torch.Tensor:
+    """(B, 24, 3) SMPL joints in [-1, 1] crop coordinates + visibility, through a camera fitted to kp2d.
+
+    pose (B, 72), betas (B, 10), kp2d (B, 24, 3) loader-crop pixels + visibility. Visibility is 1 for joints
+    that land inside the crop of samples with at least 4 visible keypoints, else 0.
+    """
+    posed = body(betas=betas.float(), pose=pose.float())
+    keypoints = body.regress(posed.vertices, "spin24").double().cpu().numpy()
+    visible = kp2d[..., 2].cpu().numpy() > 0
+    principal = np.full(2, (LOADER_CROP - 1) / 2.0)
+    translation = fit_translation(keypoints, kp2d[..., :2].double().cpu().numpy(), visible, focal, principal)
+    joints = posed.joints.double().cpu().numpy() + translation[:, None]
+    pixels = joints[..., :2] / joints[..., 2:3] * focal + principal
+    normalised = pixels_to_normalised(torch.from_numpy(pixels))
+    inside = (normalised.abs() <= 1.0).all(-1) & torch.from_numpy(visible.sum(1) >= 4)[:, None]
+    return torch.cat([normalised, inside[..., None].double()], dim=-1).to(kp2d.device, torch.float32)
+
+
+def batch_to_inputs(
+    batch: dict, image_size: int, map_size: int, body, device: torch.device
+) -> tuple[torch.Tensor, dict]:
+    """Network input (B, 3, S, S) and the targets dict of model.losses, on `device`."""
+    image = normalise_images(batch["image"].to(device), image_size)
+    kp2d = batch["kp2d"].to(device).float()
+    has_smpl = batch["has_smpl"].to(device).bool()
+    targets = {
+        "iuv": iuv_onehot(resample_iuv_codes(batch["iuv"], map_size)).to(device),
+        "has_iuv": batch["has_iuv"].to(device).bool(),
+        "pose": batch["pose"].to(device).float(),
+        "betas": batch["betas"].to(device).float(),
+        "has_smpl": has_smpl,
+        "kp3d": batch["kp3d"].to(device).float(),
+        "has_kp3d": batch["has_kp3d"].to(device).bool(),
+        "kp2d": torch.cat([pixels_to_normalised(kp2d[..., :2]), kp2d[..., 2:]], dim=-1),
+    }
+    joints2d = smpl_joints_2d(body, targets["pose"], targets["betas"], kp2d)
+    joints2d[..., 2] *= has_smpl.float()[:, None]
+    targets["joints2d_smpl"] = joints2d
+    return image, targets

@@ -1,0 +1,177 @@
+"""The trainer: configuration, exact resume, the IUV-only phase, non-finite losses, and evaluation outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.training.config import load_train_config
+from model.training.loop import FINAL_MODEL, LAST_CHECKPOINT, Trainer, TrainingError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    """A few synthetic samples rendered into shards (the demo chain at toy size)."""
+    from stages.ingest import main as ingest
+    from stages.render_iuv import main as render_iuv
+    from stages.synthesize import main as synthesize
+
+    root = tmp_path_factory.mktemp("data")
+    assert (
+        synthesize(["--out", str(root / "raw" / "synth"), "--n", "20", "--size", "96", "--no-progress"]) == 0
+    )
+    assert ingest(["--dataset", "synth", "--root", str(root / "raw"), "--out", str(root / "manifests")]) == 0
+    args = [
+        "--dataset",
+        "synth",
+        "--root",
+        str(root / "raw" / "synth"),
+        "--manifests",
+        str(root / "manifests"),
+    ]
+    assert (
+        render_iuv(
+            [*args, "--out", str(root / "shards"), "--workers", "0", "--crop-size", "96", "--no-progress"]
+        )
+        == 0
+    )
+    return root
+
+
+def tiny_config(shards: Path, *overrides: str):
+    return load_train_config(
+        REPO / "configs" / "train" / "demo.yaml",
+        [
+            f"data.train=[{{path: {shards / 'shards' / 'synth' / 'train'}}}]",
+            f"data.val={shards / 'shards' / 'synth' / 'val'}",
+            f"model.overrides.mean_params={shards / 'raw' / 'synth' / 'mean_params.npz'}",
+            "model.overrides.image_size=64",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "data.shuffle_buffer=8",
+            "run.device=cpu",
+            "run.log_every=1",
+            *overrides,
+        ],
+    )
+
+
+def test_config_errors_name_the_offending_key():
+    with pytest.raises(ValueError, match=r"config\.optim: unknown key"):
+        load_train_config(None, ["optim.learning_rate=1"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_train_config(None, ["optim.lr"])
+    with pytest.raises(ValueError, match=r"config\.run\.steps: expected a number"):
+        load_train_config(None, ["run.steps=many"])
+    with pytest.raises(KeyError, match="unknown ablation"):
+        load_train_config(None, ["model.ablation=nonsense"])
+    config = load_train_config(
+        REPO / "configs" / "train" / "demo.yaml", ["optim.lr=3e-4", "model.ablation=dnet"]
+    )
+    assert config.optim.lr == 3e-4 and config.danet_config().refine.variant == "none"
+
+
+def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.network.state_dict().items()}
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(shards, tmp_path):
+    steps = ("run.steps=4", "run.checkpoint_every=2", "optim.iuv_only_steps=1")
+    straight = Trainer(tiny_config(shards, *steps), tmp_path / "straight")
+    straight.run(progress=False)
+
+    first = Trainer(tiny_config(shards, "run.steps=2", *steps[1:]), tmp_path / "resumed")
+    first.run(progress=False)
+    second = Trainer(tiny_config(shards, *steps), tmp_path / "resumed")
+    assert second.resume() and second.step == 2
+    second.run(progress=False)
+
+    expected, got = _parameters(straight), _parameters(second)
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0, msg=key)
+    for name in (LAST_CHECKPOINT, FINAL_MODEL, "train_metrics.json", "train_curve.json"):
+        assert (tmp_path / "resumed" / name).is_file()
+
+
+@pytest.mark.slow
+def test_iuv_only_phase_leaves_the_streams_untouched(shards, tmp_path):
+    trainer = Trainer(tiny_config(shards, "run.steps=2", "optim.iuv_only_steps=5"), tmp_path)
+    before = _parameters(trainer)
+    trainer.run(progress=False)
+    after = _parameters(trainer)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(k.startswith("iuv.") for k in changed)
+    assert not any(k.startswith(("global_stream.", "local_streams.", "refine.")) for k in changed)
+
+
+@pytest.mark.slow
+def test_repeated_nonfinite_losses_stop_the_run_and_keep_the_checkpoint(shards, tmp_path, monkeypatch):
+    trainer = Trainer(
+        tiny_config(shards, "run.steps=2", "run.checkpoint_every=2", "run.max_nonfinite=3"), tmp_path
+    )
+    trainer.run(progress=False)
+    good = (tmp_path / LAST_CHECKPOINT).read_bytes()
+
+    import model.training.loop as loop
+
+    def nan_total(terms, cfg, only=None):
+        return torch.tensor(float("nan"), requires_grad=True)
+
+    monkeypatch.setattr(loop, "weighted_total", nan_total)
+    again = Trainer(
+        tiny_config(shards, "run.steps=4", "run.checkpoint_every=2", "run.max_nonfinite=3"), tmp_path
+    )
+    assert again.resume()
+    with pytest.raises(TrainingError, match="4 consecutive non-finite losses"):
+        again.run(progress=False)
+    assert (tmp_path / LAST_CHECKPOINT).read_bytes() == good
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
+    from stages.evaluate import main as evaluate
+    from stages.train import main as train
+
+    config = REPO / "configs" / "train" / "demo.yaml"
+    overrides = [
+        f"data.train=[{{path: {shards / 'shards' / 'synth' / 'train'}}}]",
+        f"model.overrides.mean_params={shards / 'raw' / 'synth' / 'mean_params.npz'}",
+        "model.overrides.image_size=64", "data.batch_size=4", "data.num_workers=0", "run.steps=3",
+        "run.device=cpu",
+    ]  # fmt: skip
+    assert train(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress", *overrides]) == 0
+    args = ["--checkpoint", str(tmp_path / "run" / "model.pt"), "--dataset", "synth", "--split", "val"]
+    assert evaluate([*args, "--shards", str(shards / "shards"), "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in (
+        "mpjpe",
+        "pa_mpjpe",
+        "pve",
+        "pve_s",
+        "pve_p",
+        "baseline_pa_mpjpe",
+        "pa_mpjpe_ratio_to_mean_pose",
+    ):
+        assert metrics[key] is not None and metrics[key] >= 0, key
+    assert metrics["pve_p"] <= metrics["pve_s"] + 1e-6, "Procrustes alignment can only lower the error"
+    assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
+    assert train(["--config", str(config), "--out", str(tmp_path / "bad"), "optim.nonsense=1"]) == 2
+
+
+def test_pixels_to_normalised_matches_the_camera_convention():
+    from model.camera import project
+    from model.training.targets import pixels_to_normalised
+
+    points = torch.tensor([[[0.1, -0.2, 0.0]]])
+    cam = torch.tensor([[0.9, 0.05, -0.02]])
+    normalised = project(points, cam, 5000.0, 224.0)
+    depth = 2 * 5000.0 / (224.0 * 0.9)
+    pixels = (points[..., :2] + cam[:, None, 1:]) / depth * 5000.0 + (224 - 1) / 2.0
+    torch.testing.assert_close(pixels_to_normalised(pixels), normalised)
