@@ -45,15 +45,12 @@ def resample_iuv_codes(iuv: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def smpl_joints_2d(
-    body, pose: torch.Tensor, betas: torch.Tensor, kp2d: torch.Tensor, focal: float = 5000.0
-) -> torch.Tensor:
+def smpl_joints_2d(posed, body, kp2d: torch.Tensor, focal: float = 5000.0) -> torch.Tensor:
     """(B, 24, 3) SMPL joints in [-1, 1] crop coordinates + visibility, through a camera fitted to kp2d.
 
-    pose (B, 72), betas (B, 10), kp2d (B, 24, 3) loader-crop pixels + visibility. Visibility is 1 for joints
-    that land inside the crop of samples with at least 4 visible keypoints, else 0.
+    posed: the ground-truth BodyOutput (B samples); kp2d (B, 24, 3) loader-crop pixels + visibility.
+    Visibility is 1 for joints that land inside the crop of samples with >= 4 visible keypoints, else 0.
     """
-    posed = body(betas=betas.float(), pose=pose.float())
     keypoints = body.regress(posed.vertices, "spin24").double().cpu().numpy()
     visible = kp2d[..., 2].cpu().numpy() > 0
     principal = np.full(2, (LOADER_CROP - 1) / 2.0)
@@ -82,7 +79,10 @@ def batch_to_inputs(
         "has_kp3d": batch["has_kp3d"].to(device).bool(),
         "kp2d": torch.cat([pixels_to_normalised(kp2d[..., :2]), kp2d[..., 2:]], dim=-1),
     }
-    joints2d = smpl_joints_2d(body, targets["pose"], targets["betas"], kp2d)
+    with torch.no_grad():  # posed once here; the losses reuse it instead of posing the body again
+        posed = body(betas=targets["betas"], pose=targets["pose"])
+    targets["smpl_joints"], targets["smpl_vertices"] = posed.joints, posed.vertices
+    joints2d = smpl_joints_2d(posed, body, kp2d)
     joints2d[..., 2] *= has_smpl.float()[:, None]
     targets["joints2d_smpl"] = joints2d
     return image, targets
