@@ -28,7 +28,7 @@ import torch
 from model.iuv import iuv_image
 from model.rotations import matrix_to_axis_angle
 from model.training.targets import LOADER_CROP, normalise_images
-from pipeline.crop import BBOX_UNIT, apply_affine, crop_transform, warp
+from pipeline.crop import BBOX_UNIT, crop_transform, warp
 from pipeline.render.camera_fit import fit_translation
 from pipeline.render.cameras import PerspectiveCamera
 from pipeline.render.iuv import encode_iuv
@@ -145,6 +145,18 @@ def crop_pixels(vertices: np.ndarray, cam: np.ndarray, focal: float = 5000.0, si
     return pinhole(vertices, focal, np.full(2, (size - 1) / 2.0), crop_translation(cam, focal, size))
 
 
+def rotation_to(direction: np.ndarray) -> np.ndarray:
+    """(B, 3) directions with positive z -> (B, 3, 3) the smallest rotations R with R @ [0, 0, 1] = direction
+    / |direction| (Rodrigues' formula about the axis z x direction)."""
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d, axis=-1, keepdims=True)
+    axis = np.stack([-d[:, 1], d[:, 0], np.zeros(len(d))], axis=-1)  # z x d, length sin(angle)
+    skew = np.zeros((len(d), 3, 3))
+    skew[:, 0, 2], skew[:, 1, 2] = axis[:, 1], -axis[:, 0]
+    skew[:, 2, 0], skew[:, 2, 1] = -axis[:, 1], axis[:, 0]
+    return np.eye(3) + skew + skew @ skew / (1.0 + d[:, 2])[:, None, None]
+
+
 def full_image_camera(
     vertices: np.ndarray,
     cam: np.ndarray,
@@ -153,50 +165,64 @@ def full_image_camera(
     focal: float = 5000.0,
     size: float = LOADER_CROP,
 ) -> dict[str, np.ndarray]:
-    """The full image's perspective camera equivalent to each crop's weak-perspective prediction.
+    """The full image's pinhole camera (principal point at the image centre) equivalent to each crop's
+    weak-perspective prediction, with the rigid motion that places the body in its frame.
 
-    vertices (B, V, 3) metres, cam (B, 3) (s, tx, ty), matrices (B, 2, 3) image-to-crop affines
+    vertices (B, V, 3) body-frame metres, cam (B, 3) (s, tx, ty), matrices (B, 2, 3) image-to-crop affines
     ``q = k p + m`` (isotropic k = size / crop side), image_size (H, W). Returns ``focal`` (B,) pixels,
-    ``principal`` (B, 2) pixels (image centre, pixel centres at integers), ``translation`` (B, 3) metres,
-    ``residual_px`` (B,) the largest distance between the two projections over the vertices.
+    ``principal`` (B, 2) pixels (image centre, pixel centres at integers), ``rotation`` (B, 3, 3) and
+    ``translation`` (B, 3) metres such that the image-camera-frame vertices are ``R X + t``, and
+    ``residual_px`` (B,), the largest distance over the vertices between the image camera's projection and
+    the crop camera's projection mapped back to the image.
 
-    Derivation. The crop camera maps a body point X to crop pixels ``q = f (X + t)_xy / (X + t)_z + c``
-    with f = 5000, c = (size - 1) / 2, t = [tx, ty, 2 f / (size s)]. The crop is the image window
-    ``q = k p + m``, so the same point lands on image pixel ``p = (q - m) / k
-    = (f / k) (X + t)_xy / (X + t)_z + (c - m) / k``: a pinhole camera with focal ``F = f / k = 5000 * side
-    / size`` and principal point ``(c - m) / k`` (the box centre), same translation t. Moving the principal
-    point to the image centre o while keeping the depth needs ``t'_xy = t_xy + (p0 - o)(X + t)_z / F`` with
-    p0 = (c - m) / k, which depends on each point's depth; at the body's origin plane (depth t_z) it is
-    ``t'_xy = t_xy + (p0 - o) t_z / F``, and a point at depth offset dz is then off by ``|p0 - o| dz / (t_z +
-    dz)`` pixels. With t_z ~ 50 m (f = 5000) and |dz| < 0.5 m this is under 1 % of the box's distance from the
-    image centre; the translation is then refined by least squares over all vertices
-    (pipeline.render.camera_fit.fit_translation, the closed form as its depth prior), which makes the two
-    projections agree to a fraction of a pixel; ``residual_px`` reports what is left.
+    Derivation. The crop camera maps a body point X to crop pixels ``q = f Y_xy / Y_z + c`` with Y = X + t0,
+    f = 5000, c = (size - 1) / 2, t0 = [tx, ty, 2 f / (size s)]. The crop is the image window ``q = k p + m``,
+    so the point lands on image pixel ``p = (q - m) / k = F Y_xy / Y_z + b``: a pinhole camera of focal
+    ``F = f / k = 5000 * side / size`` (side = crop window in image pixels) whose principal point is the
+    box centre ``b = (c - m) / k``. With the principal point moved to the image centre o instead, the
+    same pixels need ``Y' = Y + [(b - o) / F] Y_z``: a shear by depth, which no rigid motion gives. A
+    translation alone (``t'_xy = t0_xy + (b - o) t0_z / F``) is exact on the body's origin plane and off by
+    ``|b - o| dz / t0_z`` pixels at depth offset dz (a couple of pixels for a box near the border of a large
+    photograph). A rotation does better: turning the crop camera's optical axis onto the ray through b,
+    ``R e_z = (b - o, F) / |(b - o, F)|``, maps the axis exactly onto b and differs from the shear only in
+    second order of the small angle |b - o| / F; the translation ``t`` is then solved by least squares over
+    all vertices (pipeline.render.camera_fit.fit_translation on the rotated body, ``R t0`` as the depth
+    prior) so that the projections agree; ``residual_px`` reports what is left (well under a pixel).
     """
     vertices = np.asarray(vertices, dtype=np.float64)
     matrices = np.asarray(matrices, dtype=np.float64)
     height, width = image_size
     k = matrices[:, 0, 0]  # (B,) crop pixels per image pixel
     big_focal = focal / k
-    c = (size - 1) / 2.0
-    box_principal = (c - matrices[:, :, 2]) / k[:, None]  # (B, 2) principal point of the exact camera
+    box_principal = ((size - 1) / 2.0 - matrices[:, :, 2]) / k[:, None]  # (B, 2) the exact camera's
     centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    t = crop_translation(cam, focal, size)
-    closed = t.copy()
-    closed[:, :2] += (box_principal - centre) * t[:, 2:3] / big_focal[:, None]
+    rotation = rotation_to(np.concatenate([box_principal - centre, big_focal[:, None]], axis=-1))
+    rotated = np.einsum("bij,bvj->bvi", rotation, vertices)
+    prior = np.einsum("bij,bj->bi", rotation, crop_translation(cam, focal, size))
     # the target: crop projections mapped back to the image through the inverse crop transform
     target = (crop_pixels(vertices, cam, focal, size) - matrices[:, None, :, 2]) / k[:, None, None]
-    weights = np.ones(vertices.shape[:2])
     translation = fit_translation(
-        vertices, target, weights, big_focal, centre, prior_depth=closed[:, 2], prior_weight=1e-6
+        rotated,
+        target,
+        np.ones(vertices.shape[:2]),
+        big_focal,
+        centre,
+        prior_depth=prior[:, 2],
+        prior_weight=1e-6,
     )
-    residual = np.linalg.norm(pinhole(vertices, big_focal, centre, translation) - target, axis=-1).max(axis=1)
+    residual = np.linalg.norm(pinhole(rotated, big_focal, centre, translation) - target, axis=-1).max(axis=1)
     return {
         "focal": big_focal,
         "principal": np.broadcast_to(centre, (len(k), 2)).copy(),
+        "rotation": rotation,
         "translation": translation,
         "residual_px": residual,
     }
+
+
+def to_image_frame(vertices: np.ndarray, camera: dict[str, np.ndarray]) -> np.ndarray:
+    """(B, V, 3) body-frame vertices -> (B, V, 3) the full-image camera's frame, ``R X + t`` (metres)."""
+    return np.einsum("bij,bvj->bvi", camera["rotation"], vertices) + camera["translation"][:, None]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,18 +257,17 @@ def render_overlay(
     faces: torch.Tensor,
     focal: float,
     principal: np.ndarray,
-    translation: np.ndarray,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image with the shaded (V, 3) body mesh, seen by the pinhole camera (focal pixels,
-    principal (2,) pixels with centres at integers, translation (3,) metres), blended over it. Pixels the mesh
-    does not cover are unchanged."""
+    """(H, W, 3) uint8 RGB image with the shaded (V, 3) mesh (camera-frame metres) seen by the pinhole camera
+    (focal pixels, principal (2,) pixels with centres at integers) blended over it; pixels the mesh does not
+    cover are unchanged."""
     height, width = image.shape[:2]
     k = torch.eye(3, dtype=torch.float32)[None].clone()
     k[0, 0, 0] = k[0, 1, 1] = float(focal)
     k[0, :2, 2] = torch.as_tensor(np.asarray(principal, dtype=np.float64) + 0.5)  # screen: centres at +0.5
     camera = PerspectiveCamera(
-        K=k.to(device), R=torch.eye(3)[None].to(device), t=torch.as_tensor(translation)[None].float().to(device)
+        K=k.to(device), R=torch.eye(3, device=device)[None], t=torch.zeros(1, 3, device=device)
     )
     verts = torch.as_tensor(vertices, dtype=torch.float32, device=device)[None]
     colours = torch.tensor(MESH_COLOUR, device=device).expand(verts.shape[1], 3)
@@ -258,6 +283,7 @@ def person_record(
 ) -> dict:
     """The .json record of person ``index`` of a batch: parameters, crop and full-image cameras, the box."""
     i = index
+    root = torch.as_tensor(camera["rotation"][i] @ prediction["rotmats"][i, 0])
     return {
         "image": image,
         "bbox": list(box.bbox) if box.bbox is not None else None,
@@ -273,11 +299,14 @@ def person_record(
         "camera": {
             "focal": float(camera["focal"][i]),
             "principal": camera["principal"][i].tolist(),
+            "rotation": camera["rotation"][i].tolist(),
             "translation": camera["translation"][i].tolist(),
             "residual_px": float(camera["residual_px"][i]),
         },
-        "conventions": "pose: 24 x axis-angle (radians), SMPL joint order, camera-frame global orientation; "
-        "cameras: x right, y down, z forward, metres; pixels: centres at integers (OpenCV)",
+        "global_orient_image": matrix_to_axis_angle(root).tolist(),
+        "conventions": "pose: 24 x axis-angle (radians), SMPL joint order, global orientation in the crop "
+        "camera's frame (global_orient_image: in the image camera's); mesh.obj = rotation @ X + translation "
+        "for body-frame vertices X; cameras: x right, y down, z forward, metres; pixels: centres at integers",
     }
 
 
@@ -296,14 +325,18 @@ def write_person(
     """Write person ``stem`` (e.g. ``person0``) of a batch: ``_mesh.obj`` (image camera frame), ``_params.json``,
     ``_iuv.png`` (map size) and ``_overlay.png`` (image size) into ``out_dir``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    t = camera["translation"][index]
-    vertices = prediction["vertices"][index]
-    paths = {name: out_dir / f"{stem}_{name}" for name in ("mesh.obj", "params.json", "iuv.png", "overlay.png")}
-    atomic_write_bytes(paths["mesh.obj"], obj_text(vertices + t, faces.cpu().numpy()).encode())
+    one = {key: value[index : index + 1] for key, value in camera.items()}
+    vertices = to_image_frame(prediction["vertices"][index : index + 1], one)[0]
+    paths = {
+        name: out_dir / f"{stem}_{name}" for name in ("mesh.obj", "params.json", "iuv.png", "overlay.png")
+    }
+    atomic_write_bytes(paths["mesh.obj"], obj_text(vertices, faces.cpu().numpy()).encode())
     record = person_record(prediction, camera, index, box, image_name)
     atomic_write_bytes(paths["params.json"], (json.dumps(record, indent=1) + "\n").encode())
     atomic_write_bytes(paths["iuv.png"], encode_png(prediction["iuv"][index]))
-    overlay = render_overlay(image, vertices, faces, camera["focal"][index], camera["principal"][index], t, device)
+    overlay = render_overlay(
+        image, vertices, faces, camera["focal"][index], camera["principal"][index], device
+    )
     atomic_write_bytes(paths["overlay.png"], png_bytes(overlay))
     return list(paths.values())
 
@@ -341,7 +374,9 @@ def load_boxes(path: Path) -> list[tuple[str, tuple[float, float, float, float]]
     pairs: list[tuple[str, tuple[float, float, float, float]]] = []
     plain = data if isinstance(data, list) else data.get("boxes", []) if isinstance(data, dict) else None
     if plain is None or not isinstance(plain, list):
-        raise ValueError(f"{path}: expected a list of {{image, bbox}} or a COCO object with images/annotations")
+        raise ValueError(
+            f"{path}: expected a list of {{image, bbox}} or a COCO object with images/annotations"
+        )
     for i, entry in enumerate(plain):
         where = f"{path}: entry {i}"
         if not isinstance(entry, dict) or "image" not in entry or "bbox" not in entry:

@@ -70,18 +70,21 @@ def expand_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]
 class Writer:
     """Collects cropped persons and, per full batch, predicts and writes their outputs."""
 
-    def __init__(self, network, device: torch.device, out: Path, batch_size: int):
+    def __init__(self, network, device: torch.device, out: Path, batch_size: int, report):
         self.network, self.device, self.out, self.batch_size = network, device, out, batch_size
+        self.report = report  # report(path, reason) for an input whose outputs could not be written
         self.faces = network.body.faces.cpu()
         self.pending: list[dict] = []
         self.persons = 0
-        self.failed: dict[Path, str] = {}
+        self.failed: set[Path] = set()
         self.max_residual = 0.0
 
     def add(self, path: Path, folder: str, image: np.ndarray, boxes: list[inference.PersonBox]) -> None:
         for k, box in enumerate(boxes):
             crop, matrix = inference.crop_person(image, box)
-            self.pending.append(dict(path=path, folder=folder, image=image, k=k, box=box, crop=crop, matrix=matrix))
+            self.pending.append(
+                dict(path=path, folder=folder, image=image, k=k, box=box, crop=crop, matrix=matrix)
+            )
             if len(self.pending) >= self.batch_size:
                 self.flush()
 
@@ -107,7 +110,8 @@ class Writer:
                     self.faces, str(p["path"]), self.device,
                 )  # fmt: skip
             except (OSError, ValueError) as err:
-                self.failed[p["path"]] = f"cannot write outputs ({err})"
+                self.failed.add(p["path"])
+                self.report(p["path"], f"cannot write outputs ({err})")
                 continue
             self.persons += 1
             self.max_residual = max(self.max_residual, float(camera["residual_px"][0]))
@@ -145,13 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, RuntimeError) as err:
         return usage_error(f"cannot load checkpoint {args.checkpoint}: {err}")
 
-    writer = Writer(network, device, args.out, args.batch_size)
+    def report(path: Path, reason: str) -> None:
+        failures.append((path, reason))
+        tqdm.write(f"predict: skipped {path}: {reason}", file=sys.stderr)
+
+    for path, reason in failures:  # inputs that do not exist
+        print(f"predict: skipped {path}: {reason}", file=sys.stderr)
+    writer = Writer(network, device, args.out, args.batch_size, report)
     folders: dict[str, int] = {}
     for path in tqdm(files, unit="img", desc="predict", disable=args.no_progress):
         try:
             image = inference.read_image(path)
         except ValueError as err:
-            failures.append((path, str(err)))
+            report(path, str(err))
             continue
         if bbox is not None:
             boxes = [inference.box_from_xywh(bbox)]
@@ -159,20 +169,18 @@ def main(argv: list[str] | None = None) -> int:
             boxes = [inference.box_from_xywh(b) for b in box_map[path]]
         else:
             if args.boxes is not None:
-                print(f"predict: {path}: no box in {args.boxes}; using the whole image", file=sys.stderr)
+                tqdm.write(f"predict: {path}: no box in {args.boxes}; using the whole image", file=sys.stderr)
             boxes = [inference.whole_image_box(*image.shape[:2])]
         folders[path.stem] = folders.get(path.stem, 0) + 1
         folder = path.stem if folders[path.stem] == 1 else f"{path.stem}_{folders[path.stem]}"
         writer.add(path, folder, image, boxes)
     writer.flush()
-    failures.extend(writer.failed.items())
-    for path, reason in failures:
-        print(f"predict: skipped {path}: {reason}", file=sys.stderr)
+    failed = {path for path, _ in failures}
     summary = {
-        "images": len(files) - len({p for p, _ in failures if p in set(files)}),
+        "images": sum(path not in failed for path in files),
         "persons": writer.persons,
-        "failed": len(failures),
-        "failed_files": [str(p) for p, _ in failures],
+        "failed": len(failed),
+        "failed_files": sorted(map(str, failed)),
         "out": str(args.out),
         "device": str(device),
         "max_camera_residual_px": round(writer.max_residual, 4),
