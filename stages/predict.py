@@ -1,0 +1,194 @@
+"""Run a trained DaNet checkpoint on photographs: a mesh, parameters, IUV map and overlay per person.
+
+    python -m stages.predict --checkpoint checkpoints/demo/model.pt IMAGE_OR_DIR ...
+                             [--bbox x,y,w,h | --boxes FILE.json] [--out predictions]
+                             [--device auto|cpu|cuda] [--batch-size 16]
+
+Each person is cropped like the training data (model/inference.py): from --bbox (one box in full-image
+pixels, used for every input image), from --boxes (a JSON list of {"image": name or path, "bbox": [x, y, w,
+h]} and/or a COCO object with "images" and "annotations"; an image with no entry there is used whole), or
+else the whole image, centred. Per person, OUT/<image stem>/person<k>_ holds: mesh.obj (the body model's
+topology in the image's camera frame, metres), params.json (pose axis-angle, betas, crop and full-image
+cameras, box), iuv.png (predicted I, U, V codes at the network's map size) and overlay.png (shaded mesh over
+the image, full size). Folders are read non-recursively; files that are not readable images are reported
+on stderr and skipped. Exit code 0: all inputs done; 1: some input failed; 2: usage error. The last stdout
+line is a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model import inference
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.predict",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR", help="images or folders")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or last.pt of a run")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--bbox", default=None, help="person box x,y,w,h in full-image pixels")
+    boxes.add_argument("--boxes", type=Path, default=None, help="JSON file of person boxes (see above)")
+    parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=16, help="persons per network batch")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def usage_error(message: str) -> int:
+    print(f"predict: {message}", file=sys.stderr)
+    return 2
+
+
+def expand_inputs(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files to process (folders listed non-recursively, sorted, hidden files left out) and missing inputs."""
+    files, missing = [], []
+    for path in paths:
+        if path.is_dir():
+            files.extend(p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith("."))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append((path, "no such file or folder"))
+    return files, missing
+
+
+class Writer:
+    """Collects cropped persons and, per full batch, predicts and writes their outputs."""
+
+    def __init__(self, network, device: torch.device, out: Path, batch_size: int, report):
+        self.network, self.device, self.out, self.batch_size = network, device, out, batch_size
+        self.report = report  # report(path, reason) for an input whose outputs could not be written
+        self.faces = network.body.faces.cpu()
+        self.pending: list[dict] = []
+        self.persons = 0
+        self.failed: set[Path] = set()
+        self.max_residual = 0.0
+
+    def add(self, path: Path, folder: str, image: np.ndarray, boxes: list[inference.PersonBox]) -> None:
+        for k, box in enumerate(boxes):
+            crop, matrix = inference.crop_person(image, box)
+            self.pending.append(
+                dict(path=path, folder=folder, image=image, k=k, box=box, crop=crop, matrix=matrix)
+            )
+            if len(self.pending) >= self.batch_size:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        pred = inference.predict_crops(self.network, np.stack([p["crop"] for p in batch]), self.device)
+        cameras = [
+            inference.full_image_camera(
+                pred["vertices"][i : i + 1], pred["cam"][i : i + 1], p["matrix"][None], p["image"].shape[:2],
+                self.network.cfg.loss.focal_length, self.network.cfg.loss.image_size,
+            )
+            for i, p in enumerate(batch)
+        ]  # fmt: skip
+        for i, (p, camera) in enumerate(zip(batch, cameras, strict=True)):
+            if p["path"] in self.failed:
+                continue
+            one = {key: value[i : i + 1] for key, value in pred.items()}
+            try:
+                inference.write_person(
+                    self.out / p["folder"], f"person{p['k']}", p["image"], one, camera, 0, p["box"],
+                    self.faces, str(p["path"]), self.device,
+                )  # fmt: skip
+            except (OSError, ValueError) as err:
+                self.failed.add(p["path"])
+                self.report(p["path"], f"cannot write outputs ({err})")
+                continue
+            self.persons += 1
+            self.max_residual = max(self.max_residual, float(camera["residual_px"][0]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    start = time.perf_counter()
+    if args.batch_size < 1:
+        return usage_error(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        bbox = inference.parse_bbox(args.bbox) if args.bbox is not None else None
+    except ValueError as err:
+        return usage_error(str(err))
+    if not args.checkpoint.is_file():
+        return usage_error(f"checkpoint not found: {args.checkpoint}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        return usage_error("--device cuda: no CUDA device is available")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)  # fmt: skip
+    files, failures = expand_inputs(args.inputs)
+    box_map: dict[Path, list] = {}
+    if args.boxes is not None:
+        try:
+            pairs = inference.load_boxes(args.boxes)
+        except ValueError as err:
+            return usage_error(str(err))
+        box_map, unmatched = inference.match_boxes(files, pairs, args.boxes.parent)
+        for ref in unmatched:
+            print(f"predict: {args.boxes}: box for {ref!r} matches no input image; ignored", file=sys.stderr)
+    from model.training.checkpoint import model_from_checkpoint
+
+    try:
+        network, _ = model_from_checkpoint(args.checkpoint, device=device)
+    except (ValueError, KeyError, RuntimeError) as err:
+        return usage_error(f"cannot load checkpoint {args.checkpoint}: {err}")
+
+    def report(path: Path, reason: str) -> None:
+        failures.append((path, reason))
+        tqdm.write(f"predict: skipped {path}: {reason}", file=sys.stderr)
+
+    for path, reason in failures:  # inputs that do not exist
+        print(f"predict: skipped {path}: {reason}", file=sys.stderr)
+    writer = Writer(network, device, args.out, args.batch_size, report)
+    folders: dict[str, int] = {}
+    for path in tqdm(files, unit="img", desc="predict", disable=args.no_progress):
+        try:
+            image = inference.read_image(path)
+        except ValueError as err:
+            report(path, str(err))
+            continue
+        if bbox is not None:
+            boxes = [inference.box_from_xywh(bbox)]
+        elif path in box_map:
+            boxes = [inference.box_from_xywh(b) for b in box_map[path]]
+        else:
+            if args.boxes is not None:
+                tqdm.write(f"predict: {path}: no box in {args.boxes}; using the whole image", file=sys.stderr)
+            boxes = [inference.whole_image_box(*image.shape[:2])]
+        folders[path.stem] = folders.get(path.stem, 0) + 1
+        folder = path.stem if folders[path.stem] == 1 else f"{path.stem}_{folders[path.stem]}"
+        writer.add(path, folder, image, boxes)
+    writer.flush()
+    failed = {path for path, _ in failures}
+    summary = {
+        "images": sum(path not in failed for path in files),
+        "persons": writer.persons,
+        "failed": len(failed),
+        "failed_files": sorted(map(str, failed)),
+        "out": str(args.out),
+        "device": str(device),
+        "max_camera_residual_px": round(writer.max_residual, 4),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    print(json.dumps(summary))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
