@@ -31,9 +31,9 @@ def test_fitted_translation_recovers_the_true_camera(synth):
 
     out = body(betas=torch.as_tensor(data["shape"]), pose=torch.as_tensor(data["pose"]))
     points = body.regress(out.vertices, "spin24").double().numpy()
-    # the synthetic images use pixel centres at +0.5; annotations are in the same frame as the principal point
+    # annotations use OpenCV's pixel convention: the principal point of a 128-pixel image is at 63.5
     fitted = fit_translation(
-        points, data["part"][..., :2], data["part"][..., 2], data["focal_length"], np.full(2, 64.0)
+        points, data["part"][..., :2], data["part"][..., 2], data["focal_length"], np.full(2, 63.5)
     )
     np.testing.assert_allclose(fitted, data["cam_t"], rtol=2e-3, atol=2e-3)
 

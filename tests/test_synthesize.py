@@ -31,7 +31,7 @@ def test_same_seed_gives_same_bytes(synth_root, tmp_path):
         p.relative_to(synth_root / "synth") for p in (synth_root / "synth").rglob("*") if p.is_file()
     )
     second = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
-    assert first == second and len(first) == 12 + 2
+    assert first == second and len(first) == 12 + 3  # images, train.npz, val.npz, mean_params.npz
     for relative in first:
         if relative.suffix == ".npz":
             a, b = np.load(synth_root / "synth" / relative), np.load(again / relative)

@@ -108,9 +108,13 @@ def place_in_image(
 
 
 def project(points: np.ndarray, focal: np.ndarray, translation: np.ndarray, size: int) -> np.ndarray:
-    """(B, N, 3) body-frame points -> (B, N, 2) pixels of a size x size image (principal point at centre)."""
+    """(B, N, 3) body-frame points -> (B, N, 2) pixels of a size x size image, principal point at its centre.
+
+    Annotations use the pipeline's pixel convention (OpenCV's: integer coordinates are pixel centres, so the
+    centre is (size - 1) / 2); the rasterizer's screen space puts pixel centres at +0.5 (centre size / 2).
+    """
     cam = points + translation[:, None]
-    return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + size / 2
+    return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + (size - 1) / 2
 
 
 def render_scene_batch(
