@@ -18,7 +18,7 @@ from pipeline.crop import apply_affine, crop_transform
 from pipeline.render_job import ShardParams, load_manifest, plan_shards, render_dataset
 from stages.verify_shards import main as verify_main
 from stages.verify_shards import verify_split
-from tests.test_shards_helpers import RENDERER, make_rows, write_manifest
+from tests.test_shards_helpers import RENDERER, SLOW_RENDERER, make_rows, write_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,11 +129,11 @@ def test_rerun_keeps_verified_shards_and_redoes_broken_ones(toy, tmp_path):
 def test_resume_after_sigkill_gives_the_same_bytes(tmp_path):
     rows = make_rows(48)
     manifest, images = write_manifest(tmp_path, rows)
-    params = _params(shard_size=1, crop_size=96)
+    params = _params(shard_size=1, crop_size=96, renderer=SLOW_RENDERER)
     render_dataset(manifest, images, tmp_path / "ref", params, workers=0, progress=False)
     cmd = [sys.executable, "-m", "pipeline.render_job", "--dataset", "toy", "--root", str(images),
            "--manifests", str(tmp_path / "manifests"), "--out", str(tmp_path / "shards"), "--shard-size", "1",
-           "--crop-size", "96", "--renderer", RENDERER, "--workers", "1", "--no-progress"]  # fmt: skip
+           "--crop-size", "96", "--renderer", SLOW_RENDERER, "--workers", "1", "--no-progress"]  # fmt: skip
     out = tmp_path / "shards" / "toy" / "train"
     proc = subprocess.Popen(cmd, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip

@@ -14,6 +14,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 RENDERER = "pipeline.render_job:keypoint_disk_renderer"
+# The same drawings, 50 ms per call: a stage that is reliably still running when a test kills it.
+SLOW_RENDERER = "tests.test_shards_helpers:slow_keypoint_disk_renderer"
+
+
+def slow_keypoint_disk_renderer(rows, crop_transforms, crop_size):
+    import time
+
+    from pipeline.render_job import keypoint_disk_renderer
+
+    time.sleep(0.05)
+    return keypoint_disk_renderer(rows, crop_transforms, crop_size)
 
 
 def make_rows(n: int, seed: int = 0, image_size: tuple[int, int] = (160, 120)) -> list[dict]:
