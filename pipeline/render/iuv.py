@@ -49,12 +49,20 @@ def iuv_from_fragments(
         (B,H,W,3) float32 IUV image; background pixels are (0, 0, 0).
     """
     face = fragments.face_index
-    hit = face >= 0
-    safe = face.clamp(min=0)
-    part = face_part.to(face.device)[safe] * hit
-    uv = (fragments.bary[..., :, None] * corner_uv.to(face.device)[safe]).sum(-2).clamp(0.0, 1.0)
-    uv = uv * hit[..., None]
-    return torch.cat([part[..., None].to(torch.float32), uv], dim=-1)
+    out = torch.zeros((*face.shape, 3), dtype=torch.float32, device=face.device)
+    hit = torch.nonzero(face.reshape(-1) >= 0).squeeze(1)  # flat pixel indices covered by a face
+    if hit.numel() == 0:
+        return out
+    # Interpolate only the covered pixels (a body fills a fraction of a crop); the same float operations
+    # per pixel as over the whole image, so the values are bit for bit those of the dense computation.
+    hit_face = face.reshape(-1).index_select(0, hit)
+    bary = fragments.bary.reshape(-1, 3).index_select(0, hit)
+    corners = corner_uv.to(face.device).reshape(-1, 6).index_select(0, hit_face).reshape(-1, 3, 2)
+    uv = (bary[:, :, None] * corners).sum(-2).clamp(0.0, 1.0)
+    part = face_part.to(face.device).index_select(0, hit_face).to(torch.float32)
+    flat = out.view(-1, 3)
+    flat.index_copy_(0, hit, torch.cat([part[:, None], uv.to(torch.float32)], dim=1))
+    return out
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
