@@ -80,7 +80,7 @@ def main() -> None:
             )
         for workers in args.workers:
             out = root / f"out{workers}"
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             summary = render_dataset(manifest, images, out, params, workers=workers, device=args.device,
                                      progress=False)  # fmt: skip
             wall = args.rows / (time.perf_counter() - t)
@@ -89,6 +89,10 @@ def main() -> None:
             result[f"{name}_per_s"] = rate
             result[f"{name}_per_s_per_worker"] = round(rate / max(workers, 1), 1)
             result[f"{name}_ratio_to_floor"] = round(rate / floor, 3)
+            if (
+                not workers
+            ):  # samples per CPU-second of this process: per core, whatever else the machine runs
+                result["in_process_per_cpu_s"] = round(args.rows / (time.process_time() - cpu), 1)
             if workers and (root / "out0").exists():
                 result[f"{name}_per_s_incl_cluster_startup"] = round(wall, 1)
                 ref = sorted((root / "out0").glob("*.tar"))

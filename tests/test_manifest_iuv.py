@@ -84,12 +84,12 @@ def test_rows_without_smpl_get_no_map(synth):
     ) == [None]
 
 
-def test_iuv_from_fragments_equals_dense_interpolation_bit_for_bit():
+def test_sparse_iuv_and_its_encoding_equal_the_dense_formula_bit_for_bit():
     """Only covered pixels are interpolated; values must equal the formula applied to every pixel."""
     import torch
 
     from pipeline.render.cameras import WeakPerspectiveCamera
-    from pipeline.render.iuv import iuv_from_fragments
+    from pipeline.render.iuv import encode_iuv, encoded_iuv_from_fragments, iuv_from_fragments
     from pipeline.render.meshes import uv_sphere
     from pipeline.render.rasterize import rasterize
 
@@ -106,3 +106,4 @@ def test_iuv_from_fragments_equals_dense_interpolation_bit_for_bit():
     uv = (frags.bary[..., :, None] * corner_uv[safe]).sum(-2).clamp(0.0, 1.0) * hit[..., None]
     want = torch.cat([(face_part[safe] * hit)[..., None].float(), uv], dim=-1)
     assert hit.sum() > 100 and torch.equal(got, want)
+    assert torch.equal(encoded_iuv_from_fragments(frags, face_part, corner_uv), encode_iuv(want))
