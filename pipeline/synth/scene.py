@@ -101,6 +101,15 @@ def sample_smpl(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.nd
     return pose.reshape(count, 72), betas, templates
 
 
+def xy_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N, 2+) points -> their x/y bounding boxes: low (B, 2), high (B, 2).
+
+    Reduces contiguous per-axis rows: numpy's min over the middle axis of (B, N, 2) is ~10x slower.
+    """
+    xy = np.ascontiguousarray(np.moveaxis(points[..., :2], -1, 1))  # (B, 2, N)
+    return xy.min(axis=2), xy.max(axis=2)
+
+
 def place_in_image(
     rng: np.random.Generator, vertices: np.ndarray, joints: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -111,13 +120,14 @@ def place_in_image(
     224 px crop) so that the crop camera fitted later from the annotations matches.
     """
     count = len(vertices)
-    extent = np.maximum(np.ptp(vertices[..., 0], axis=1), np.ptp(vertices[..., 1], axis=1))
+    low, high = xy_box(vertices)
+    extent = np.max(high - low, axis=1)
     pixels = rng.uniform(0.55, 0.9, count) * size
     crop_side = pixels * BBOX_PADDING
     focal = REFERENCE_FOCAL * crop_side / REFERENCE_CROP
     depth = focal * extent / pixels
     target = size / 2 + rng.uniform(-0.1, 0.1, (count, 2)) * size
-    centre = 0.5 * (vertices[..., :2].min(axis=1) + vertices[..., :2].max(axis=1))
+    centre = 0.5 * (low + high)
     offset_xy = (target - size / 2) * depth[:, None] / focal[:, None] - centre
     del joints  # placement uses the mesh's box, so limbs never leave the frame
     return focal, np.concatenate([offset_xy, depth[:, None]], axis=1)
@@ -182,7 +192,7 @@ def render_scene_batch(
     kp2d = project(keypoints, focal, translation, size)
     inside = np.all((kp2d >= 0) & (kp2d < size), axis=-1)
     mesh2d = project(vertices, focal, translation, size)
-    low, high = mesh2d.min(axis=1), mesh2d.max(axis=1)
+    low, high = xy_box(mesh2d)
     kp3d = keypoints + translation[:, None]
     annotations = {
         "center": (0.5 * (low + high)).astype(np.float64),
