@@ -4,7 +4,9 @@ Builds shards of ``--rows`` samples (256-pixel stored crops, keypoint stand-in I
 - the floor: a plain loop that only decodes the same JPEG bytes (already in memory) with OpenCV;
 - the loader with 0, 1 and 2 DataLoader workers: tar reading, shuffle, decode of every member, full
   augmentation (flip, rotation, scale/translation, colour) to 224 crops, IUV to 56 and one-hot, batching.
-Workers are persistent; the first pass warms them up and the second is timed. Prints JSON.
+Workers are persistent; the first pass warms them up and the best of the next ``--repeats`` counts. Also
+printed: the CPU milliseconds per sample of each step in one process (``cpu_ms_per_sample``), which do not
+depend on what else the machine runs, and the load average. Prints JSON.
 
     python -m bench.loader [--rows 1024] [--batch-size 32]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tarfile
 import tempfile
 import time
@@ -23,7 +26,8 @@ import numpy as np
 import torch
 
 from pipeline import loader as L
-from pipeline.augment import AugmentConfig
+from pipeline import shards as fmt
+from pipeline.augment import AugmentConfig, augment_sample, sample_params
 from tests.test_shards_helpers import build_shards
 
 
@@ -42,8 +46,10 @@ def decode_floor(folder: Path, repeats: int = 2) -> float:
     return best
 
 
-def loader_rate(folder: Path, workers: int, batch_size: int, onehot: bool) -> tuple[float, int]:
-    """(samples/s of the second pass, samples seen) for a loader with ``workers`` workers.
+def loader_rate(
+    folder: Path, workers: int, batch_size: int, onehot: bool, repeats: int = 2
+) -> tuple[float, int]:
+    """(best samples/s over ``repeats`` passes after a warm-up pass, samples seen) for a loader with ``workers`` workers.
 
     ``onehot=False`` leaves the one-hot IUV to the consumer (as a trainer does on its GPU); here the
     consumer then computes it on the CPU inside the timed loop, so the figure stays end to end.
@@ -54,14 +60,57 @@ def loader_rate(folder: Path, workers: int, batch_size: int, onehot: bool) -> tu
     )
     loader = L.make_loader(ds, num_workers=workers)
     rate, n = 0.0, 0
-    for _ in range(2):
+    for rep in range(1 + repeats):  # pass 0 warms the workers up; the best later pass counts
         t, n = time.perf_counter(), 0
         for batch in loader:
             if not onehot:
                 L.iuv_onehot(batch["iuv"])
             n += len(batch["key"])
-        rate = n / (time.perf_counter() - t)
+        if rep:
+            rate = max(rate, n / (time.perf_counter() - t))
     return rate, n
+
+
+def cpu_breakdown(folder: Path, batch_size: int, repeats: int = 3) -> dict[str, float]:
+    """CPU ms per sample of each loader step, streaming over the split's samples in one process."""
+    raws = [r for path in sorted(folder.glob("*.tar")) for r in fmt.tar_samples(path)]
+    cfg = AugmentConfig()
+    rng = np.random.default_rng(0)
+    params = [sample_params(rng, cfg) for _ in raws]
+    decoded = [L.decode_sample(r) for r in raws[:batch_size]]
+    augmented = [augment_sample(d, p, cfg) for d, p in zip(decoded, params)]
+
+    def cpu(fn, n: int) -> float:
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.process_time()
+            fn()
+            best = min(best, time.process_time() - t)
+        return round(1e3 * best / n, 3)
+
+    def each(fn):
+        return lambda: [fn(r) for r in raws] and None
+
+    jpeg = cpu(each(lambda r: cv2.imdecode(np.frombuffer(r["jpg"], np.uint8), cv2.IMREAD_COLOR)), len(raws))
+    out = {
+        "tar_read": cpu(lambda: [list(fmt.tar_samples(p)) for p in sorted(folder.glob("*.tar"))], len(raws)),
+        "jpeg_decode_floor": jpeg,
+        "png_decode_per_map": cpu(
+            lambda: [fmt.decode_png(r["iuv.png"]) for r in raws if "iuv.png" in r],
+            sum("iuv.png" in r for r in raws),
+        ),
+        "decode_sample": cpu(each(L.decode_sample), len(raws)),
+        "decode_and_augment": cpu(
+            lambda: [augment_sample(L.decode_sample(r), p, cfg) for r, p in zip(raws, params)] and None,
+            len(raws),
+        ),  # fmt: skip
+        "collate_with_onehot": cpu(lambda: L.collate(augmented), len(augmented)),
+        "collate_without_onehot": cpu(lambda: L.collate(augmented, onehot=False), len(augmented)),
+    }
+    out["augment"] = round(out["decode_and_augment"] - out["decode_sample"], 3)
+    out["sum_decode_augment_collate"] = round(out["decode_and_augment"] + out["collate_with_onehot"], 3)
+    out["floor_over_sum"] = round(jpeg / out["sum_decode_augment_collate"], 3)
+    return out
 
 
 def main() -> None:
@@ -69,22 +118,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--shard-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2, help="timed passes (best counts)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_shards(Path(tmp), args.rows, shard_size=args.shard_size, crop_size=256,
                               image_size=(640, 480))  # fmt: skip
-        floor = decode_floor(folder)
+        floor = decode_floor(folder, repeats=max(2, args.repeats))
         result: dict = {"rows": args.rows, "stored_crop": 256, "input": 224, "iuv": 56,
                         "floor_jpeg_decode_per_s": round(floor, 1)}  # fmt: skip
         for onehot, where in ((True, "worker"), (False, "consumer")):
             for workers in (0, 1, 2):
-                rate, n = loader_rate(folder, workers, args.batch_size, onehot)
+                rate, n = loader_rate(folder, workers, args.batch_size, onehot, args.repeats)
                 name = f"loader_{workers}_workers_onehot_in_{where}"
                 result[f"{name}_per_s"] = round(rate, 1)
                 result[f"{name}_ratio_to_floor"] = round(rate / floor, 3)
                 assert n == args.rows, f"{name} saw {n} samples"
+        result["cpu_ms_per_sample"] = cpu_breakdown(folder, args.batch_size)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 
 

@@ -183,3 +183,16 @@ def test_a_truncated_shard_is_skipped_not_fatal(toy, tmp_path):
     keys = [k for b in ds for k in b["key"]]
     assert {"s0004", "s0005", "s0006", "s0007"} <= set(keys) and len(keys) < 8
     assert L.SKIPPED.count > before
+
+
+def test_worker_batches_equal_in_process_batches_and_live_in_shared_memory(toy):
+    """Batches built inside DataLoader workers go straight to shared memory and hold the same values."""
+    _, folder = toy
+    kwargs = dict(batch_size=4, augment=AugmentConfig(), shuffle=False, seed=3, flip_iuv_fn=fake_flip_iuv)
+    here = list(L.make_dataset([folder], **kwargs))
+    there = list(L.make_loader(L.make_dataset([folder], **kwargs), num_workers=1))
+    assert [b["key"] for b in here] == [b["key"] for b in there]
+    for a, b in zip(here, there):
+        for name in ("image", "iuv", "iuv_onehot", "kp2d", "pose", "has_iuv"):
+            assert torch.equal(a[name], b[name]), name
+    assert there[0]["iuv_onehot"].is_shared() and not here[0]["iuv_onehot"].is_shared()

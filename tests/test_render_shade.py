@@ -41,3 +41,26 @@ def test_demo_stage_writes_a_png(tmp_path):
     img = cv2.imread(str(out))
     assert img is not None and img.shape[1] == 4 * 48 and img.shape[0] % 48 == 0
     assert img.reshape(-1, 3).max() > 100  # something was drawn
+
+
+def test_flat_shading_equals_the_per_pixel_lambert_formula():
+    """The flat path colours faces once and gathers; it must equal shading every pixel by its face normal."""
+    from pipeline.render.rasterize import rasterize
+    from pipeline.render.shade import face_normals, shade
+
+    verts, faces = uv_sphere(12, 16)
+    verts = torch.stack([verts * 0.6, verts * 0.4 + 0.1])  # two meshes in the batch
+    camera = WeakPerspectiveCamera(torch.tensor([[1.0, 0.0, 0.0], [1.2, 0.1, -0.1]]))
+    frags = rasterize(camera.to_screen(verts, 32, 32), faces, 32, 32, backend="torch")
+    colours = torch.rand(2, len(faces), 3, generator=torch.Generator().manual_seed(0))
+    background = torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    light, ambient, diffuse = (0.3, -0.2, -1.0), 0.3, 0.7
+    got = shade(frags, camera.to_camera(verts), faces, face_colors=colours, background=background,
+                light_direction=light, ambient=ambient, diffuse=diffuse, smooth=False)  # fmt: skip
+    face = frags.face_index.clamp(min=0)
+    b = torch.arange(2)[:, None, None]
+    unit = torch.nn.functional.normalize(torch.tensor(light), dim=0)
+    normal = face_normals(camera.to_camera(verts), faces)[b, face]
+    rgb = (colours[b, face] * (ambient + diffuse * (normal @ unit).abs())[..., None]).clamp(0, 1) * 255.0
+    want = torch.where(frags.face_index[..., None] >= 0, rgb, background.float()).round().to(torch.uint8)
+    assert (frags.face_index >= 0).sum() > 100 and torch.equal(got, want)

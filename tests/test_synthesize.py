@@ -81,3 +81,14 @@ def test_sampled_poses_stay_within_joint_limits_and_mirror_is_an_involution():
     # limits are left/right symmetric, so mirroring keeps a pose within them
     mirrored = mirror_euler(euler)
     assert np.all(mirrored >= LIMITS_LOW - 1e-12) and np.all(mirrored <= LIMITS_HIGH + 1e-12)
+
+
+def test_background_noise_is_gaussian_with_sigma_4_and_backgrounds_vary():
+    from pipeline.synth.scene import _gaussian_table, random_background
+
+    table = _gaussian_table(4.0).astype(np.float64)
+    assert abs(table.mean()) < 0.05 and abs(table.std() - 4.0) < 0.1 and np.array_equal(table, -table[::-1])
+    rng = np.random.default_rng(0)
+    a, b = random_background(rng, 64, 48), random_background(rng, 64, 48)
+    assert a.shape == (64, 48, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
+    assert np.array_equal(a, random_background(np.random.default_rng(0), 64, 48))

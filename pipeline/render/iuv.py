@@ -35,6 +35,28 @@ def face_uv(dense_parts: DensePartsLike) -> torch.Tensor:
     return torch.as_tensor(dense_parts.uv, dtype=torch.float32)[torch.as_tensor(dense_parts.faces).long()]
 
 
+def covered_iuv(
+    fragments: Fragments, face_part: torch.Tensor, corner_uv: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The IUV values of the pixels covered by a face, and where they are.
+
+    Only covered pixels are interpolated (a body fills a fraction of a crop), with the same float
+    operations per pixel as a dense computation over the whole image would do, so the values are bit for
+    bit those of the dense formula.
+
+    Returns:
+        (N,) int64 flat indices into the (B*H*W) pixels, and (N,3) float32 (I, U, V) at those pixels.
+    """
+    face = fragments.face_index
+    hit = torch.nonzero(face.reshape(-1) >= 0).squeeze(1)
+    hit_face = face.reshape(-1).index_select(0, hit)
+    bary = fragments.bary.reshape(-1, 3).index_select(0, hit)
+    corners = corner_uv.to(face.device).reshape(-1, 6).index_select(0, hit_face).reshape(-1, 3, 2)
+    uv = (bary[:, :, None] * corners).sum(-2).clamp(0.0, 1.0)
+    part = face_part.to(face.device).index_select(0, hit_face).to(torch.float32)
+    return hit, torch.cat([part[:, None], uv.to(torch.float32)], dim=1)
+
+
 def iuv_from_fragments(
     fragments: Fragments, face_part: torch.Tensor, corner_uv: torch.Tensor
 ) -> torch.Tensor:
@@ -49,12 +71,24 @@ def iuv_from_fragments(
         (B,H,W,3) float32 IUV image; background pixels are (0, 0, 0).
     """
     face = fragments.face_index
-    hit = face >= 0
-    safe = face.clamp(min=0)
-    part = face_part.to(face.device)[safe] * hit
-    uv = (fragments.bary[..., :, None] * corner_uv.to(face.device)[safe]).sum(-2).clamp(0.0, 1.0)
-    uv = uv * hit[..., None]
-    return torch.cat([part[..., None].to(torch.float32), uv], dim=-1)
+    out = torch.zeros((*face.shape, 3), dtype=torch.float32, device=face.device)
+    hit, values = covered_iuv(fragments, face_part, corner_uv)
+    out.view(-1, 3).index_copy_(0, hit, values)
+    return out
+
+
+def encoded_iuv_from_fragments(
+    fragments: Fragments, face_part: torch.Tensor, corner_uv: torch.Tensor
+) -> torch.Tensor:
+    """``encode_iuv(iuv_from_fragments(...))`` without the float image: (B,H,W,3) uint8 IUV codes.
+
+    Background encodes to (0, 0, 0), so only covered pixels are encoded; equal byte for byte.
+    """
+    face = fragments.face_index
+    out = torch.zeros((*face.shape, 3), dtype=torch.uint8, device=face.device)
+    hit, values = covered_iuv(fragments, face_part, corner_uv)
+    out.view(-1, 3).index_copy_(0, hit, encode_iuv(values))
+    return out
 
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, bool]:
@@ -186,3 +220,8 @@ class IUVRenderer:
         (WeakPerspectiveCamera or PerspectiveCamera, anything with ``to_screen``)."""
         fragments = self.rasterize(vertices, camera, height, width)
         return iuv_from_fragments(fragments, self.face_part, self.corner_uv)
+
+    def render_encoded(self, vertices: torch.Tensor, camera, height: int, width: int) -> torch.Tensor:
+        """(B,H,W,3) uint8 IUV codes (the ``iuv.png`` form), equal to ``encode_iuv(self.render(...))``."""
+        fragments = self.rasterize(vertices, camera, height, width)
+        return encoded_iuv_from_fragments(fragments, self.face_part, self.corner_uv)

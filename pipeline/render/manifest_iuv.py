@@ -22,7 +22,7 @@ import torch
 from pipeline.body import load_body_model, load_dense_parts
 from pipeline.render.camera_fit import crop_focal, fit_translation
 from pipeline.render.cameras import PerspectiveCamera
-from pipeline.render.iuv import IUVRenderer, encode_iuv
+from pipeline.render.iuv import IUVRenderer
 
 DEFAULT_BODY = "anny-smpl24"
 
@@ -104,8 +104,7 @@ def render_manifest_iuv(
             R=torch.as_tensor(np.tile(np.eye(3), (count, 1, 1)), dtype=torch.float32),
             t=torch.as_tensor(translation, dtype=torch.float32),
         )
-        iuv = renderer.render(out.vertices, camera, crop_size, crop_size)
-        encoded = encode_iuv(iuv.cpu())
+        encoded = renderer.render_encoded(out.vertices, camera, crop_size, crop_size).cpu().numpy()
         for slot, i in enumerate(indices):
-            results[i] = np.ascontiguousarray(np.asarray(encoded[slot]))
+            results[i] = encoded[slot]
     return results

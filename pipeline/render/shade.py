@@ -25,9 +25,10 @@ def part_palette(num_parts: int = NUM_PARTS) -> torch.Tensor:
 
 def face_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
     """(B,F,3) unit normals of the faces (B,V,3 vertices, F,3 faces); zero for degenerate faces."""
-    tri = vertices[:, faces]
-    n = torch.cross(tri[:, :, 1] - tri[:, :, 0], tri[:, :, 2] - tri[:, :, 0], dim=-1)
-    return torch.nn.functional.normalize(n, dim=-1)
+    v0, v1, v2 = (
+        vertices.index_select(1, faces[:, k]) for k in range(3)
+    )  # ~2x faster than vertices[:, faces]
+    return torch.nn.functional.normalize(torch.linalg.cross(v1 - v0, v2 - v0, dim=-1), dim=-1)
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -82,6 +83,30 @@ def shade(
     verts = vertices_camera.to(device, torch.float32)
     hit = face >= 0
     safe = face.clamp(min=0)
+    light = torch.nn.functional.normalize(
+        torch.tensor(light_direction, dtype=torch.float32, device=device), dim=0
+    )
+    if background is None:
+        back = torch.zeros((B, H, W, 3), dtype=torch.uint8, device=device)
+    else:
+        back = _as_batch(background.to(device), B, 3)
+        if tuple(back.shape) != (B, H, W, 3):
+            raise ValueError(
+                f"shade: background must be (H,W,3) or (B,H,W,3) = {(B, H, W, 3)}, got {back.shape}"
+            )
+    if not smooth and vertex_colors is None:
+        # Flat shading is constant over a face: colour the (B,F) faces once, then gather one uint8 RGB per
+        # pixel. Same float operations per face as the per-pixel path, so the same bytes, ~5x less work.
+        F = faces.shape[0]
+        intensity = ambient + diffuse * (face_normals(verts, faces) @ light).abs()
+        if face_colors is not None:
+            albedo = _as_batch(face_colors.to(device, torch.float32), B, 2)
+        else:
+            albedo = torch.full((B, F, 3), 0.8, device=device)
+        face_rgb = ((albedo * intensity[..., None]).clamp(0, 1) * 255.0).round().to(torch.uint8)
+        flat_index = (safe + torch.arange(B, device=device)[:, None, None] * F).reshape(-1)
+        rgb = face_rgb.reshape(B * F, 3).index_select(0, flat_index).reshape(B, H, W, 3)
+        return torch.where(hit[..., None], rgb, back.to(torch.uint8))
     bidx = torch.arange(B, device=device)[:, None, None].expand(B, H, W)
     bary = fragments.bary[..., None]  # (B,H,W,3,1)
     if smooth:
@@ -90,9 +115,6 @@ def shade(
         normal = torch.nn.functional.normalize(normal, dim=-1)
     else:
         normal = face_normals(verts, faces)[bidx, safe]
-    light = torch.nn.functional.normalize(
-        torch.tensor(light_direction, dtype=torch.float32, device=device), dim=0
-    )
     intensity = ambient + diffuse * (normal @ light).abs()
     if face_colors is not None:
         albedo = _as_batch(face_colors.to(device, torch.float32), B, 2)[bidx, safe]
@@ -102,15 +124,7 @@ def shade(
     else:
         albedo = torch.full((B, H, W, 3), 0.8, device=device)
     rgb = (albedo * intensity[..., None]).clamp(0, 1) * 255.0
-    if background is None:
-        back = torch.zeros((B, H, W, 3), device=device)
-    else:
-        back = _as_batch(background.to(device), B, 3).to(torch.float32)
-        if tuple(back.shape) != (B, H, W, 3):
-            raise ValueError(
-                f"shade: background must be (H,W,3) or (B,H,W,3) = {(B, H, W, 3)}, got {back.shape}"
-            )
-    return torch.where(hit[..., None], rgb, back).round().to(torch.uint8)
+    return torch.where(hit[..., None], rgb, back.to(torch.float32)).round().to(torch.uint8)
 
 
 def render_shaded(

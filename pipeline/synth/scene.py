@@ -8,10 +8,12 @@ Every random choice comes from the per-batch numpy Generator, so a batch is a pu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+import scipy.special
 import torch
 
 from pipeline.body.constants import NUM_PARTS
@@ -56,13 +58,26 @@ def clothing_colours(rng: np.random.Generator, count: int) -> np.ndarray:
     return colours
 
 
+@functools.lru_cache(maxsize=4)
+def _gaussian_table(sigma: float) -> np.ndarray:
+    """(256,) int8: the Gaussian(0, sigma) quantile of each byte value's probability cell (inverse CDF).
+
+    A uniform random byte looked up here is Gaussian noise quantised to whole grey levels (tails cut at
+    ~2.7 sigma); drawing bytes and looking them up is ~10x faster than numpy's normal sampler per pixel.
+    """
+    quantiles = scipy.special.ndtri((np.arange(256) + 0.5) / 256)
+    return np.clip(np.round(sigma * quantiles), -128, 127).astype(np.int8)
+
+
 def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8: a two-colour gradient with a few random shapes and sensor noise."""
+    """(H, W, 3) uint8: a two-colour gradient with a few random shapes and sensor noise (sigma 4 levels)."""
     start, end = rng.uniform(0, 255, (2, 3))
     angle = rng.uniform(0, np.pi)
-    ys, xs = np.mgrid[0:height, 0:width] / max(height, width)
-    t = (np.cos(angle) * xs + np.sin(angle) * ys)[..., None]
-    image = (start * (1 - t) + end * t).astype(np.uint8)
+    side = max(height, width)
+    xs = np.arange(width, dtype=np.float32) * np.float32(np.cos(angle) / side)
+    ys = np.arange(height, dtype=np.float32) * np.float32(np.sin(angle) / side)
+    t = ys[:, None] + xs[None, :]  # (H, W) position along the gradient, 0..~1.4
+    image = cv2.merge([cv2.convertScaleAbs(t, alpha=float(e - s), beta=float(s)) for s, e in zip(start, end)])
     for _ in range(rng.integers(2, 7)):
         colour = tuple(int(c) for c in rng.uniform(0, 255, 3))
         if rng.random() < 0.5:
@@ -72,8 +87,9 @@ def random_background(rng: np.random.Generator, height: int, width: int) -> np.n
         else:
             centre = (int(rng.integers(0, width)), int(rng.integers(0, height)))
             cv2.circle(image, centre, int(rng.integers(5, width // 4)), colour, -1)
-    noise = rng.normal(0, 4, image.shape)
-    return np.clip(image + noise, 0, 255).astype(np.uint8)
+    uniform = np.frombuffer(rng.bytes(height * width * 3), np.uint8).reshape(height, width * 3)
+    noise = cv2.LUT(uniform, _gaussian_table(4.0))
+    return cv2.add(image.reshape(height, width * 3), noise, dtype=cv2.CV_8U).reshape(height, width, 3)
 
 
 def sample_smpl(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -83,6 +99,15 @@ def sample_smpl(rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.nd
     pose[:, 0] = camera_frame_global_orient(rng, count)
     betas = np.clip(rng.normal(0, 1, (count, 10)), -2.5, 2.5)
     return pose.reshape(count, 72), betas, templates
+
+
+def xy_box(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, N, 2+) points -> their x/y bounding boxes: low (B, 2), high (B, 2).
+
+    Reduces contiguous per-axis rows: numpy's min over the middle axis of (B, N, 2) is ~10x slower.
+    """
+    xy = np.ascontiguousarray(np.moveaxis(points[..., :2], -1, 1))  # (B, 2, N)
+    return xy.min(axis=2), xy.max(axis=2)
 
 
 def place_in_image(
@@ -95,13 +120,14 @@ def place_in_image(
     224 px crop) so that the crop camera fitted later from the annotations matches.
     """
     count = len(vertices)
-    extent = np.maximum(np.ptp(vertices[..., 0], axis=1), np.ptp(vertices[..., 1], axis=1))
+    low, high = xy_box(vertices)
+    extent = np.max(high - low, axis=1)
     pixels = rng.uniform(0.55, 0.9, count) * size
     crop_side = pixels * BBOX_PADDING
     focal = REFERENCE_FOCAL * crop_side / REFERENCE_CROP
     depth = focal * extent / pixels
     target = size / 2 + rng.uniform(-0.1, 0.1, (count, 2)) * size
-    centre = 0.5 * (vertices[..., :2].min(axis=1) + vertices[..., :2].max(axis=1))
+    centre = 0.5 * (low + high)
     offset_xy = (target - size / 2) * depth[:, None] / focal[:, None] - centre
     del joints  # placement uses the mesh's box, so limbs never leave the frame
     return focal, np.concatenate([offset_xy, depth[:, None]], axis=1)
@@ -170,7 +196,7 @@ def render_scene_batch(
     kp2d = project(keypoints, focal, translation, size)
     inside = np.all((kp2d >= 0) & (kp2d < size), axis=-1)
     mesh2d = project(vertices, focal, translation, size)
-    low, high = mesh2d.min(axis=1), mesh2d.max(axis=1)
+    low, high = xy_box(mesh2d)
     kp3d = keypoints + translation[:, None]
     annotations = {
         "center": (0.5 * (low + high)).astype(np.float64),
