@@ -140,6 +140,9 @@ class DaNetConfig:
     # The streams read the predicted IUV maps as inputs without back-propagating into the IUV estimator, which
     # learns from L_inter alone; otherwise the 300-weighted keypoint losses swamp the index cross-entropy.
     detach_maps: bool = True
+    # Teacher forcing: in training, the streams read the ground-truth global and partial IUV maps (samples
+    # that have them) instead of the estimator's; inference always reads the estimator's maps.
+    gt_maps_in_training: bool = False
     mean_params: str | None = None  # smpl_mean_params.npz (pose 144 = 24x6D, shape 10, cam 3)
 
     @property

@@ -105,12 +105,24 @@ class DaNet(nn.Module):
             joints2d = torch.where(gt2[..., 2:3] > 0, gt2[..., :2], joints2d)
         return self.roi(joints2d, F.softmax(out["index_logits"], dim=1))
 
-    def stream_inputs(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the one-hot layout, after the drop."""
+    def stream_inputs(self, out: dict, targets: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the one-hot layout, after the drop.
+
+        With cfg.gt_maps_in_training, training samples that carry ground-truth IUV use it instead."""
         keys = ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
         maps = {k: out[k].detach() if self.cfg.detach_maps else out[k] for k in keys}
         global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
         partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
+        if self.training and self.cfg.gt_maps_in_training and targets is not None and "gt_partial" in out:
+            has_iuv = targets.get("has_iuv")
+            use = torch.ones(global_maps.shape[0], dtype=torch.bool, device=global_maps.device)
+            if has_iuv is not None:
+                use = torch.as_tensor(has_iuv, device=global_maps.device).bool().reshape(-1)
+            gt_global = targets["iuv"].to(global_maps.dtype)
+            global_maps = torch.where(use[:, None, None, None], gt_global, global_maps)
+            partial_maps = torch.where(
+                use[:, None, None, None, None], out["gt_partial"].to(partial_maps.dtype), partial_maps
+            )
         return self.drop(global_maps, partial_maps)
 
     def geometry(self, out: dict) -> dict[str, torch.Tensor]:
@@ -149,7 +161,7 @@ class DaNet(nn.Module):
         if iuv_only:
             return out
 
-        global_maps, partial_maps = self.stream_inputs(out)
+        global_maps, partial_maps = self.stream_inputs(out, targets)
         out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         params = self.global_stream(global_maps)
         out["cam"] = self.mean_cam + params[:, :3]

@@ -24,6 +24,72 @@ from pipeline import shards as fmt
 from pipeline.body.constants import H36M17_PELVIS, H36M17_TO_LSP14
 
 SPIN24_HIPS = (2, 3)  # right_hip, left_hip
+COCO17_TO_SPIN24 = (19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0)  # as pipeline.datasets.coco
+INPUT_SIZE = 224  # the evaluation crop: the person box maps exactly onto it (augmentation off)
+
+
+def mask_area(mask: str | None) -> float | None:
+    """Pixel area of a COCO segmentation stored as JSON text (polygons or RLE); None when absent."""
+    if not mask:
+        return None
+    from pycocotools import mask as mask_utils
+
+    segmentation = json.loads(mask) if isinstance(mask, str) else mask
+    if isinstance(segmentation, list):  # polygons [[x0, y0, x1, y1, ...], ...]: shoelace formula
+        area = 0.0
+        for polygon in segmentation:
+            xy = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+            area += 0.5 * abs(np.dot(xy[:, 0], np.roll(xy[:, 1], 1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], 1)))
+        return area
+    if isinstance(segmentation.get("counts"), list):
+        segmentation = mask_utils.frPyObjects(segmentation, *segmentation["size"])
+    return float(mask_utils.area(segmentation))
+
+
+def coco_keypoint_ap(samples: list[dict]) -> dict[str, float]:
+    """COCO keypoint AP (pycocotools' COCOeval) of predicted 2D keypoints, in the evaluation-crop frame.
+
+    samples: dicts with "gt" (17, 3) pixels + visibility, "pred" (17, 2) pixels and "area" (person area in
+    the same frame). Returns AP, AP50, AP75 in percent.
+    """
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images = [{"id": i, "width": INPUT_SIZE, "height": INPUT_SIZE} for i in range(len(samples))]
+    annotations, results = [], []
+    for i, sample in enumerate(samples):
+        gt = np.asarray(sample["gt"], dtype=np.float64)
+        visible = gt[:, 2] > 0
+        keypoints = np.concatenate([gt[:, :2], np.where(visible, 2.0, 0.0)[:, None]], axis=1)
+        annotations.append({
+            "id": i + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "area": float(sample["area"]),
+            "bbox": [0.0, 0.0, float(INPUT_SIZE), float(INPUT_SIZE)], "keypoints": keypoints.reshape(-1).tolist(),
+            "num_keypoints": int(visible.sum()),
+        })  # fmt: skip
+        pred = np.concatenate([np.asarray(sample["pred"], np.float64), np.ones((17, 1))], axis=1)
+        results.append(
+            {"image_id": i, "category_id": 1, "keypoints": pred.reshape(-1).tolist(), "score": 1.0}
+        )
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        ground_truth = COCO()
+        ground_truth.dataset = {
+            "images": images,
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "person"}],
+        }
+        ground_truth.createIndex()
+        evaluation = COCOeval(ground_truth, ground_truth.loadRes(results), "keypoints")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return {
+        "AP": round(100 * evaluation.stats[0], 2),
+        "AP50": round(100 * evaluation.stats[1], 2),
+        "AP75": round(100 * evaluation.stats[2], 2),
+    }
 
 
 def protocol_joints(body, vertices: torch.Tensor) -> torch.Tensor:
@@ -90,6 +156,28 @@ def sample_errors(
     return out
 
 
+def coco_entries(
+    keys: list[str], metadata: dict[str, dict], kp2d: torch.Tensor, pred2d: torch.Tensor | None
+) -> list[dict]:
+    """OKS inputs for the samples that carry a COCO segmentation: GT and predicted COCO-17 keypoints in
+    evaluation-crop pixels, and the person's mask area scaled from the image into that crop."""
+    if pred2d is None:
+        return []
+    out = []
+    for i, key in enumerate(keys):
+        meta = metadata.get(key, {})
+        area = mask_area(meta.get("mask"))
+        if area is None or not meta.get("scale"):
+            continue
+        factor = INPUT_SIZE / (200.0 * float(meta["scale"]))  # image pixels -> evaluation-crop pixels
+        gt = kp2d[i, list(COCO17_TO_SPIN24)].cpu().numpy()
+        pred = (pred2d[i, list(COCO17_TO_SPIN24)].detach().cpu().numpy() * (INPUT_SIZE / 2.0)) + (
+            INPUT_SIZE - 1
+        ) / 2.0
+        out.append({"gt": gt, "pred": pred, "area": area * factor**2})
+    return out
+
+
 def mean_pose_vertices(network, batch_size: int) -> torch.Tensor:
     """(B, V, 3) vertices of the network's mean parameters (the baseline prediction)."""
     rot = network.to_rotmats(torch.zeros_like(network.mean_rotation).expand(batch_size, -1, -1))
@@ -120,7 +208,7 @@ def evaluate(
     """Runs the network over `batches`; returns (summary, per-sample records, example predictions)."""
     body = network.body
     cfg = network.cfg
-    records, examples = [], []
+    records, examples, coco_samples = [], [], []
     network.eval()
     for batch in batches:
         image, _ = batch_to_inputs(batch, cfg.image_size, cfg.feature_size, body, device)
@@ -131,6 +219,7 @@ def evaluate(
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         errors = sample_errors(body, gt_bodies, batch, pred["vertices"], genders)
         baseline = sample_errors(body, gt_bodies, batch, mean_pose_vertices(network, len(keys)), genders)
+        coco_samples += coco_entries(keys, metadata, batch["kp2d"], pred.get("keypoints2d"))
         for i, key in enumerate(keys):
             record = {"key": key, "action": metadata.get(key, {}).get("action", "") or ""}
             record.update({name: float(v[i]) for name, v in errors.items()})
@@ -159,6 +248,8 @@ def evaluate(
             action: {k: v for k, v in summarise(rows).items() if k in ("samples", "mpjpe", "pa_mpjpe")}
             for action, rows in sorted(per_action.items())
         }
+    if coco_samples:
+        summary["coco_keypoints"] = coco_keypoint_ap(coco_samples)
     if summary.get("baseline_pa_mpjpe"):
         summary["pa_mpjpe_ratio_to_mean_pose"] = round(summary["pa_mpjpe"] / summary["baseline_pa_mpjpe"], 3)
     return summary, records, examples

@@ -175,3 +175,21 @@ def test_pixels_to_normalised_matches_the_camera_convention():
     depth = 2 * 5000.0 / (224.0 * 0.9)
     pixels = (points[..., :2] + cam[:, None, 1:]) / depth * 5000.0 + (224 - 1) / 2.0
     torch.testing.assert_close(pixels_to_normalised(pixels), normalised)
+
+
+def test_coco_keypoint_ap_is_perfect_for_exact_predictions_and_drops_with_error():
+    import numpy as np
+
+    from model.evaluation import coco_keypoint_ap, mask_area
+
+    rng = np.random.default_rng(0)
+    samples = []
+    for _ in range(5):
+        gt = np.concatenate([rng.uniform(40, 180, (17, 2)), np.ones((17, 1))], axis=1)
+        samples.append({"gt": gt, "pred": gt[:, :2].copy(), "area": 120.0 * 60.0})
+    assert coco_keypoint_ap(samples)["AP"] == 100.0
+    for sample in samples:
+        sample["pred"] = sample["pred"] + rng.normal(0, 25, (17, 2))
+    assert coco_keypoint_ap(samples)["AP"] < 50.0
+    assert mask_area(json.dumps([[0, 0, 10, 0, 10, 10, 0, 10]])) == 100.0
+    assert mask_area(None) is None
