@@ -84,6 +84,9 @@ class StreamConfig:
     global_resnet: ResNetConfig = field(default_factory=ResNetConfig)
     local_resnet: ResNetConfig = field(default_factory=ResNetConfig)
     rotation_features: int = 128  # C, per joint
+    # Channels the 1x1 adapter maps the IUV maps to before each ResNet: 3 keeps torchvision's stem, so
+    # ImageNet weights load; a network trained from scratch can keep more of the part information.
+    adapter_channels: int = 3
 
 
 @dataclass

@@ -72,9 +72,10 @@ class DaNet(nn.Module):
         self.partial_parts = parts
         self.partial_heads = IUVHeads(self.iuv.out_channels, cfg.iuv.head_channels, parts)
         self.drop = MapDrop(cfg.drop.kind, cfg.drop.rate, cfg.drop.block_size, cfg.roi.simplified)
-        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, 3 + NUM_BETAS)
+        adapter = cfg.streams.adapter_channels
+        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, 3 + NUM_BETAS, adapter)
         c = cfg.streams.rotation_features
-        self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c)
+        self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c, adapter)
         self.rot_dim = 6 if cfg.rotation == "6d" else 9
         self.refine = AggregatedRefinement(cfg.refine, c, self.rot_dim)
         mean = load_mean_params(cfg.mean_params) if cfg.mean_params else default_mean_params()

@@ -12,13 +12,14 @@ from model.backbones.resnet import make_layer
 class GlobalStream(nn.Module):
     """Global IUV maps (B, Cin, H, W) -> (B, 13) offsets of [cam (3), betas (10)].
 
-    A 1x1 conv maps the IUV channels to 3 so the ResNet keeps torchvision's stem (and its pretrained weights).
+    A 1x1 conv maps the IUV channels to `adapter_channels` (3 keeps torchvision's stem and its pretrained
+    weights).
     """
 
-    def __init__(self, resnet_cfg, in_channels: int, outputs: int = 13):
+    def __init__(self, resnet_cfg, in_channels: int, outputs: int = 13, adapter_channels: int = 3):
         super().__init__()
-        self.adapter = nn.Conv2d(in_channels, 3, 1)
-        self.resnet = build_resnet(resnet_cfg, num_classes=outputs)
+        self.adapter = nn.Conv2d(in_channels, adapter_channels, 1)
+        self.resnet = build_resnet(resnet_cfg, num_classes=outputs, in_channels=adapter_channels)
         with torch.no_grad():  # start at the mean parameters
             self.resnet.fc.weight.mul_(0.01)
             self.resnet.fc.bias.zero_()
@@ -34,11 +35,11 @@ class LocalStreams(nn.Module):
     grouped (groups = J), i.e. an independent layer4 per joint, producing C channels per joint.
     """
 
-    def __init__(self, resnet_cfg, in_channels: int, joints: int, channels: int):
+    def __init__(self, resnet_cfg, in_channels: int, joints: int, channels: int, adapter_channels: int = 3):
         super().__init__()
         self.joints = joints
-        self.adapter = nn.Conv2d(in_channels, 3, 1)
-        self.resnet = build_resnet(resnet_cfg, num_stages=3)
+        self.adapter = nn.Conv2d(in_channels, adapter_channels, 1)
+        self.resnet = build_resnet(resnet_cfg, num_stages=3, in_channels=adapter_channels)
         block = self.resnet.block
         if channels % block.expansion:
             raise ValueError(f"rotation feature width {channels} must divide by {block.expansion}")

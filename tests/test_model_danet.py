@@ -210,3 +210,23 @@ def test_every_ablation_switch_builds_and_runs():
         out = model(image)
         assert out["rotmats"].shape == (2, 24, 3, 3), name
     assert ablation("dnet").refine.variant == "none" and ablation("dnet").iuv.hrnet.width == 48
+
+
+def test_wide_adapter_and_ground_truth_stream_inputs():
+    cfg = config_from_dict(
+        {"preset": "tiny", "streams": {"adapter_channels": 16}, "gt_maps_in_training": True}
+    )
+    model = DaNet(cfg).train()
+    assert model.global_stream.adapter.out_channels == 16
+    assert model.global_stream.resnet.conv1.in_channels == 16
+    image, targets = synthetic_batch(2, 64)
+    out = model(image, targets)
+    # with PartDrop off, the streams read exactly the ground-truth maps in training
+    model.drop.kind = "none"
+    global_maps, partial_maps = model.stream_inputs(out, targets)
+    torch.testing.assert_close(global_maps, targets["iuv"].to(global_maps.dtype))
+    torch.testing.assert_close(partial_maps, out["gt_partial"].to(partial_maps.dtype))
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(image)
+    assert "gt_partial" not in eval_out  # inference never sees ground truth
