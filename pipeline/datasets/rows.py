@@ -93,18 +93,14 @@ class Block:
     def take(self, idx: np.ndarray) -> Block:
         """A new block with rows ``idx`` (int indices) of this one."""
         out = Block(len(idx), self.file, source_names=self.source_names)
-        for name in (
-            *_ARRAY_SHAPES,
-            "has_smpl",
-            "has_kp3d",
-            *_STRING_COLUMNS,
-            "reason",
-            "reason_field",
-            "row_file",
-        ):
+        for name in _ROW_FIELDS:
             setattr(out, name, getattr(self, name)[idx])
         out.extras = {k: [v[i] for i in idx] for k, v in self.extras.items()}
         return out
+
+
+# every per-row field of a Block, in column order
+_ROW_FIELDS = (*_ARRAY_SHAPES, "has_smpl", "has_kp3d", *_STRING_COLUMNS, "reason", "reason_field", "row_file")
 
 
 def concat(blocks: list[Block]) -> Block:
@@ -113,15 +109,7 @@ def concat(blocks: list[Block]) -> Block:
     if not blocks:
         return out
     out.source_names = {k: v for b in blocks for k, v in b.source_names.items()}
-    for name in (
-        *_ARRAY_SHAPES,
-        "has_smpl",
-        "has_kp3d",
-        *_STRING_COLUMNS,
-        "reason",
-        "reason_field",
-        "row_file",
-    ):
+    for name in _ROW_FIELDS:
         setattr(out, name, np.concatenate([getattr(b, name) for b in blocks]))
     keys = sorted({k for b in blocks for k in b.extras})
     out.extras = {k: [v for b in blocks for v in b.extras.get(k, [None] * b.n)] for k in keys}
