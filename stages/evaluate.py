@@ -26,15 +26,11 @@ from model.training.checkpoint import model_from_checkpoint
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
 from pipeline.loader import Source, make_dataset
+from stages.cli import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.evaluate",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stage_parser("evaluate", __doc__)
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or last.pt of a run")
     parser.add_argument("--dataset", required=True, help="dataset name (shards under SHARDS/NAME/SPLIT)")
     parser.add_argument("--split", default="val", help="split to evaluate")

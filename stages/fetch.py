@@ -18,15 +18,11 @@ import sys
 
 from pipeline.datasets.download import fetch_source
 from pipeline.datasets.sources import DEFAULT_SOURCES_DIR, SourceError, list_sources, load_source
+from stages.cli import stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m stages.fetch",
-        description=__doc__.split("\n\n")[0].strip(),
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = stage_parser("fetch", __doc__)
     p.add_argument("--dataset", help="dataset name (a manifests/sources/NAME.yaml); see --list")
     p.add_argument(
         "--root", default="data/raw", help="RAW_DIR: files go to RAW_DIR/<dataset>/ (default %(default)s)"

@@ -19,15 +19,11 @@ import sys
 from pipeline.datasets.ingest import ingest_dataset, summary_json
 from pipeline.datasets.sources import DEFAULT_SOURCES_DIR, SourceError, load_source
 from pipeline.datasets.spin_npz import IngestError
+from stages.cli import stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m stages.ingest",
-        description=__doc__.split("\n\n")[0].strip(),
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = stage_parser("ingest", __doc__)
     p.add_argument("--dataset", required=True, help="dataset name (a manifests/sources/NAME.yaml)")
     p.add_argument("--root", default="data/raw", help="RAW_DIR holding <dataset>/ (default %(default)s)")
     p.add_argument("--out", default="data/manifests", help="MANIFEST_DIR to write into (default %(default)s)")

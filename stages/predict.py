@@ -28,15 +28,11 @@ import torch
 from tqdm import tqdm
 
 from model import inference
+from stages.cli import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.predict",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stage_parser("predict", __doc__)
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IMAGE_OR_DIR", help="images or folders")
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or last.pt of a run")
     boxes = parser.add_mutually_exclusive_group()

@@ -17,15 +17,11 @@ import argparse
 import sys
 
 from pipeline.render_job import add_dataset_arguments, main_dataset
+from stages.cli import stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.render_iuv",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stage_parser("render_iuv", __doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument(
         "--demo",

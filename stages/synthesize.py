@@ -25,15 +25,11 @@ from tqdm import tqdm
 from pipeline.body import load_body_model, load_dense_parts
 from pipeline.synth.mean_params import write_mean_params
 from pipeline.synth.scene import render_scene_batch
+from stages.cli import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.synthesize",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stage_parser("synthesize", __doc__)
     parser.add_argument("--out", type=Path, default=Path("data/raw/synth"), help="dataset folder to write")
     parser.add_argument("--n", type=int, default=2000, help="number of images (one person each)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")

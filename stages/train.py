@@ -19,15 +19,11 @@ from pathlib import Path
 
 from model.training.config import load_train_config
 from model.training.loop import Trainer, TrainingError
+from stages.cli import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.train",
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = stage_parser("train", __doc__)
     parser.add_argument(
         "--config", type=Path, help="training YAML (configs/train/*.yaml); defaults otherwise"
     )
