@@ -29,6 +29,21 @@ def test_half_scale_roi_picks_the_quadrant_it_is_centred_on():
     assert torch.equal(out[0, 0, 0], maps[0, 0, :4, 4:])
 
 
+def test_every_joints_crop_comes_from_its_own_sample_and_centre():
+    """Batched crops equal cropping each (sample, joint) alone; gradients reach each sample's own map."""
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 5, 12, 12, generator=gen, requires_grad=True)
+    centers = torch.rand(3, 4, 2, generator=gen) * 1.6 - 0.8
+    scales = torch.rand(3, 4, generator=gen) * 0.5 + 0.2
+    out = crop_rois(maps, centers, scales, 6)
+    for b in range(3):
+        for j in range(4):
+            alone = crop_rois(maps[b : b + 1], centers[b : b + 1, j : j + 1], scales[b : b + 1, j : j + 1], 6)
+            torch.testing.assert_close(out[b, j], alone[0, 0])
+    out[1].sum().backward()
+    assert maps.grad[1].abs().sum() > 0 and maps.grad[0].abs().sum() == 0 and maps.grad[2].abs().sum() == 0
+
+
 def test_outside_the_map_is_zero_and_background_in_partial_maps():
     gt = synthetic_iuv(1, 16)
     far = torch.full((1, 24, 2), 5.0)

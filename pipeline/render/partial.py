@@ -63,10 +63,11 @@ def crop_rois(
     h, w = (size, size) if isinstance(size, int) else size
     theta = roi_thetas(centers, scales).reshape(b * j, 2, 3).to(maps.dtype)
     grid = F.affine_grid(theta, [b * j, c, h, w], align_corners=False)
-    # Each sample's map is sampled J times; expand (no copy) then flatten the (B, J) batch.
-    src = maps.unsqueeze(1).expand(b, j, *maps.shape[1:]).reshape(b * j, *maps.shape[1:])
-    out = F.grid_sample(src, grid, mode=mode, padding_mode="zeros", align_corners=False)
-    return out.reshape(b, j, c, h, w)
+    # The J grids of a sample are stacked along the output height, so each map is read in place: repeating
+    # the map per joint would copy B*J*C*H*W values (tens of MB per batch) and sum them again in backward.
+    grid = grid.reshape(b, j * h, w, 2)
+    out = F.grid_sample(maps, grid, mode=mode, padding_mode="zeros", align_corners=False)  # (B, C, J*h, w)
+    return out.reshape(b, c, j, h, w).transpose(1, 2)
 
 
 def partial_channel_index(subsets: Sequence[Sequence[int]] = PARTIAL_PART_SUBSETS) -> torch.Tensor:
