@@ -121,6 +121,7 @@ class LossConfig:
     part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
     uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
     joints2d: float = 1.0  # soft-argmax joint positions (RoI centres), L1 in normalised coordinates
+    index_foreground_weight: float = 1.0  # part pixels vs background in the index cross-entropies (1 = mean)
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
     orthogonality: float = 0.1  # only used with rotation="matrix"
     vertices: float = 0.0  # per-vertex L1; off by default like the reference

@@ -30,6 +30,19 @@ def test_perfect_logits_give_zero_index_loss_and_masked_mean_ignores_unlabelled(
     assert masked_mean(torch.tensor([1.0, 100.0]), torch.tensor([False, False])) == 0.0
 
 
+def test_foreground_weight_scales_part_pixels_against_background():
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, :1] = 3  # 4 part pixels, 12 background pixels
+    logits = torch.zeros(1, 25, 4, 4)
+    logits[:, 0] = 10.0  # confident background everywhere: right on background, wrong on the part
+    per_pixel = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    fg_loss, bg_loss = float(per_pixel[0, 0, 0]), float(per_pixel[0, 1, 0])
+    plain = index_ce(logits, labels)
+    assert torch.allclose(plain, torch.tensor([(4 * fg_loss + 12 * bg_loss) / 16]))
+    weighted = index_ce(logits, labels, foreground_weight=3.0)
+    assert torch.allclose(weighted, torch.tensor([(12 * fg_loss + 12 * bg_loss) / 24]))
+
+
 def test_iuv_image_reads_back_the_one_hot_maps():
     from model.iuv import iuv_image
     from pipeline.render.iuv import onehot_to_iuv
