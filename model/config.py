@@ -141,6 +141,9 @@ class DaNetConfig:
     drop: PartDropConfig = field(default_factory=PartDropConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     rotation: Literal["6d", "matrix"] = "6d"
+    # Decomposed perception (Section 4.2). False is the ablation baseline: the global stream regresses the
+    # joint rotations too, and there are no local streams or refinement (partial IUV is still estimated).
+    decompose: bool = True
     # The streams read the predicted IUV maps as inputs without back-propagating into the IUV estimator, which
     # learns from L_inter alone; otherwise the 300-weighted keypoint losses swamp the index cross-entropy.
     detach_maps: bool = True
@@ -196,6 +199,7 @@ def preset(name: str) -> DaNetConfig:
 
 # The switches of the paper's ablation study (Section 5.4), as overrides of a preset.
 ABLATIONS: dict[str, dict[str, Any]] = {
+    "global_only": {"decompose": False},
     "dnet": {"refine": {"variant": "none"}},
     "refine_direct": {"refine": {"variant": "direct"}},
     "refine_position_implicit": {"refine": {"variant": "position_implicit"}},

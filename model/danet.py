@@ -61,7 +61,8 @@ def load_mean_params(path: str) -> dict[str, torch.Tensor]:
 
 
 class DaNet(nn.Module):
-    """The full network; `cfg.refine.variant == "none"` gives D-Net. See the module doc for outputs."""
+    """The full network; `cfg.refine.variant == "none"` gives D-Net, `cfg.decompose = False` the global-only
+    baseline. See the module doc for outputs."""
 
     def __init__(self, cfg: DaNetConfig, body: nn.Module | None = None):
         super().__init__()
@@ -73,11 +74,13 @@ class DaNet(nn.Module):
         self.partial_heads = IUVHeads(self.iuv.out_channels, cfg.iuv.head_channels, parts)
         self.drop = MapDrop(cfg.drop.kind, cfg.drop.rate, cfg.drop.block_size, cfg.roi.simplified)
         adapter = cfg.streams.adapter_channels
-        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, 3 + NUM_BETAS, adapter)
-        c = cfg.streams.rotation_features
-        self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c, adapter)
         self.rot_dim = 6 if cfg.rotation == "6d" else 9
-        self.refine = AggregatedRefinement(cfg.refine, c, self.rot_dim)
+        outputs = 3 + NUM_BETAS + (0 if cfg.decompose else NUM_JOINTS * self.rot_dim)
+        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, outputs, adapter)
+        if cfg.decompose:
+            c = cfg.streams.rotation_features
+            self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c, adapter)
+            self.refine = AggregatedRefinement(cfg.refine, c, self.rot_dim)
         mean = load_mean_params(cfg.mean_params) if cfg.mean_params else default_mean_params()
         mean_rot = matrix_to_rot6d(mean["pose"]) if self.rot_dim == 6 else mean["pose"].reshape(NUM_JOINTS, 9)
         self.register_buffer("mean_rotation", mean_rot)
@@ -166,11 +169,14 @@ class DaNet(nn.Module):
         out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         params = self.global_stream(global_maps)
         out["cam"] = self.mean_cam + params[:, :3]
-        out["betas"] = self.mean_betas + params[:, 3:]
-        refined = self.refine(self.local_streams(partial_maps))
-        out["rotmats_stages"] = [self.to_rotmats(r) for r in refined["rotations"]]
+        out["betas"] = self.mean_betas + params[:, 3 : 3 + NUM_BETAS]
+        if cfg.decompose:
+            refined = self.refine(self.local_streams(partial_maps))
+            rotations, out["positions"] = refined["rotations"], refined["positions"]
+        else:  # the baseline: every rotation from the global stream
+            rotations, out["positions"] = [params[:, 3 + NUM_BETAS :].reshape(b, NUM_JOINTS, -1)], []
+        out["rotmats_stages"] = [self.to_rotmats(r) for r in rotations]
         out["rotmats"] = out["rotmats_stages"][-1]
-        out["positions"] = refined["positions"]
         if self.body is not None:
             out.update(self.geometry(out))
         return out

@@ -55,6 +55,7 @@ def test_paper_output_shapes_on_meta_device():
             "refine": {"variant": "direct"},
         },
         {"roi": {"simplified": False}, "iuv": {"arch": "resnet"}, "drop": {"kind": "dropblock"}},
+        {"decompose": False},
         {
             "detach_maps": False,
             "roi": {"detach_centers": False},
@@ -88,6 +89,19 @@ def test_refinement_off_is_dnet():
         direct = model.to_rotmats(model.refine.rot_heads[0](model.local_streams(out["partial_maps"])))
     assert len(out["rotmats_stages"]) == 1 and out["positions"] == []
     assert torch.allclose(out["rotmats"], direct, atol=1e-6)
+
+
+def test_global_only_baseline_regresses_rotations_from_the_global_stream():
+    cfg = config_from_dict({"preset": "tiny", "decompose": False})
+    torch.manual_seed(0)
+    model = DaNet(cfg).eval()
+    assert not any(n.startswith(("local_streams.", "refine.")) for n, _ in model.named_parameters())
+    image, _ = synthetic_batch(2, cfg.image_size)
+    with torch.no_grad():
+        out = model(image)
+        raw = model.global_stream(out["global_maps"])[:, 13:].reshape(2, 24, 6)
+    assert len(out["rotmats_stages"]) == 1 and out["positions"] == []
+    assert torch.allclose(out["rotmats"], model.to_rotmats(raw), atol=1e-6)
 
 
 def test_samples_without_labels_do_not_change_the_loss():

@@ -1,0 +1,44 @@
+"""The ablation runner's variants turn into the training configs they name (bench/ablation.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.ablation import VARIANTS, markdown, overrides_for
+from model.training.config import load_train_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_every_variant_sets_its_switches_and_an_equal_budget(name):
+    _, variant = VARIANTS[name]
+    cfg = load_train_config(
+        REPO / "configs" / "train" / "demo.yaml",
+        overrides_for(variant, Path("shards"), 300, Path("mean.npz")),
+    )
+    net = cfg.danet_config()
+    assert cfg.run.steps == 300 and list(cfg.optim.lr_milestones) == [225]
+    assert net.decompose == (name != "baseline_global_only")
+    for section, values in variant.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                assert getattr(getattr(net, section), key) == value
+
+
+def test_markdown_groups_rows_by_table_and_names_the_mean_pose():
+    row = {"mpjpe": 1, "pa_mpjpe": 2, "pa_mpjpe_ratio_to_mean_pose": 0.5, "pve": 3, "pve_p": 4}
+    rows = [
+        {"variant": "dnet", "table": "decompose", "baseline_pa_mpjpe": 4, **row},
+        {"variant": "refine_direct", "table": "refine", "baseline_pa_mpjpe": 4, **row},
+    ]
+    text = markdown(rows)
+    assert (
+        text.index("D-Net")
+        < text.index("| dnet |")
+        < text.index("Tables 9-10")
+        < text.index("| refine_direct |")
+    )
+    assert "Table 8" not in text and "PA-MPJPE 4 mm" in text
