@@ -92,3 +92,30 @@ def test_background_noise_is_gaussian_with_sigma_4_and_backgrounds_vary():
     a, b = random_background(rng, 64, 48), random_background(rng, 64, 48)
     assert a.shape == (64, 48, 3) and a.dtype == np.uint8 and not np.array_equal(a, b)
     assert np.array_equal(a, random_background(np.random.default_rng(0), 64, 48))
+
+
+def test_front_back_cues_sit_on_the_back_of_the_head_and_the_chest():
+    """Hair covers the back and crown of the head but not the face; the print sits on the chest only."""
+    from pipeline.body import load_body_model, load_dense_parts
+    from pipeline.synth.scene import add_front_back_cues, rest_regions
+
+    body, parts = load_body_model("anny-smpl24"), load_dense_parts("anny-smpl24")
+    regions = rest_regions(body, parts)
+    import torch
+
+    with torch.no_grad():
+        rest = body(betas=torch.zeros(1, 10), pose=torch.zeros(1, 72)).vertices[0].numpy()
+    centres = rest[parts.render_to_body][parts.faces].mean(axis=1)
+    head = np.isin(parts.face_part, (23, 24))
+    y, z = centres[:, 1], centres[:, 2]
+    face = head & (z > np.median(z[head])) & (y < np.quantile(y[head], 0.6))  # front, below the hairline
+    hair, chest = regions["hair"], regions["chest"]
+    assert hair[head].mean() > 0.3 and not hair[~head].any()
+    assert centres[hair, 2].mean() < centres[head & ~hair, 2].mean()  # behind the face
+    assert face.sum() > 500 and not (hair & face).any()  # the face stays skin
+    assert chest.any() and np.all(parts.face_part[chest] == 2)
+    colours = np.zeros((40, len(parts.face_part), 3))
+    out = add_front_back_cues(np.random.default_rng(0), colours, regions)
+    assert np.all(np.ptp(out[:, hair], axis=1) == 0) and np.all(out[:, hair].sum(-1) > 0)  # one colour each
+    printed = out[:, chest].sum((1, 2)) > 0
+    assert 0.4 < printed.mean() < 0.95 and not out[:, ~(hair | chest)].any()

@@ -1,8 +1,9 @@
 """Synthetic scenes of the open body: clothing colours, backgrounds, lighting, camera, and the annotations.
 
 One call renders a batch: poses and shapes are sampled, the body is posed in the camera frame, placed at a
-random position and size in the image, shaded with per-part clothing colours in front of a random
-background, and annotated the way SPIN's .npz files are (center, scale, 2D/3D keypoints, SMPL fit).
+random position and size in the image, shaded with per-part clothing colours (plus hair and a chest print,
+the cues that tell a person's front from their back) in front of a random background, and annotated the
+way SPIN's .npz files are (center, scale, 2D/3D keypoints, SMPL fit).
 Every random choice comes from the per-batch numpy Generator, so a batch is a pure function of its seed.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import scipy.special
 import torch
 
-from pipeline.body.constants import NUM_PARTS
+from pipeline.body.constants import NUM_BETAS, NUM_PARTS
 from pipeline.body.model import BodyModel
 from pipeline.body.parts import DenseParts
 from pipeline.render.cameras import PerspectiveCamera
@@ -33,6 +34,8 @@ _SKIN = (3, 4, 23, 24)
 _TROUSERS = (7, 8, 9, 10)
 _LOWER_LEGS = (11, 12, 13, 14)
 _SHOES = (5, 6)
+_HEAD = (23, 24)
+_TORSO_FRONT = 2
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,39 @@ def clothing_colours(rng: np.random.Generator, count: int) -> np.ndarray:
     colours[:, _SLEEVES] = np.where(long_sleeves[:, None], shirt, skin)[:, None]
     colours[:, _LOWER_LEGS] = np.where(shorts[:, None], skin, trousers)[:, None]
     return colours
+
+
+def front_back_regions(rest_face_centres: np.ndarray, face_part: np.ndarray) -> dict[str, np.ndarray]:
+    """(F,) bool masks of the faces that carry a person's front/back cues, from the rest-pose face centres.
+
+    rest_face_centres: (F, 3) metres in the body frame at zero pose and shape (y up, facing +z, origin near
+    the pelvis; the open body's head spans y 0.52-0.81 and z -0.06-0.16). Returns "hair": the back and the
+    crown of the head; "chest": a patch on the front of the torso, where shirts have prints and buttons.
+    Real people look different from the front and the back (a face, hair, a shirt front); without these cues a
+    clothed silhouette is front/back ambiguous and the left and right limbs with it.
+    """
+    x, y, z = rest_face_centres.T
+    head = np.isin(face_part, _HEAD)
+    crown = y > np.quantile(y[head], 0.8)
+    back_of_skull = (z < np.quantile(z[head], 0.35)) & (y > np.quantile(y[head], 0.3))
+    front = face_part == _TORSO_FRONT
+    chest_y = np.quantile(y[front], [0.55, 0.85])
+    chest = front & (np.abs(x) < 0.4 * np.abs(x[front]).max()) & (y > chest_y[0]) & (y < chest_y[1])
+    return {"hair": head & (crown | back_of_skull), "chest": chest}
+
+
+def add_front_back_cues(
+    rng: np.random.Generator, face_colours: np.ndarray, regions: dict[str, np.ndarray]
+) -> np.ndarray:
+    """(B, F, 3) per-face colours -> the same with hair (always) and a chest print (70 % of people)."""
+    out = face_colours.copy()
+    count = out.shape[0]
+    hair = rng.uniform([0.02, 0.02, 0.02], [0.55, 0.45, 0.3], (count, 3))  # black to fair, mostly dark
+    prints = rng.uniform(0.05, 0.95, (count, 3))
+    has_print = rng.random(count) < 0.7
+    out[:, regions["hair"]] = hair[:, None]
+    out[np.ix_(has_print, regions["chest"])] = prints[has_print][:, None]
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -143,6 +179,15 @@ def project(points: np.ndarray, focal: np.ndarray, translation: np.ndarray, size
     return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + (size - 1) / 2
 
 
+def rest_regions(body: BodyModel, parts: DenseParts) -> dict[str, np.ndarray]:
+    """front_back_regions of `body` rendered with `parts` (posed at zero pose and shape)."""
+    zero = torch.zeros(1, 72)
+    with torch.no_grad():
+        rest = body(betas=torch.zeros(1, NUM_BETAS), pose=zero).vertices[0].double().numpy()
+    centres = rest[parts.render_to_body][parts.faces].mean(axis=1)
+    return front_back_regions(centres, parts.face_part)
+
+
 def render_scene_batch(
     body: BodyModel,
     parts: DenseParts,
@@ -176,6 +221,7 @@ def render_scene_batch(
         t=torch.as_tensor(translation, dtype=torch.float32),
     )
     face_colours = clothing_colours(rng, count)[:, parts.face_part]
+    face_colours = add_front_back_cues(rng, face_colours, rest_regions(body, parts))
     backgrounds = np.stack([random_background(rng, size, size) for _ in range(count)])
     light = rng.normal(size=3) * [0.6, 0.6, 0.3] + [0.0, -0.3, -1.0]
     render_vertices = torch.as_tensor(vertices[:, parts.render_to_body], dtype=torch.float32)
