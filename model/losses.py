@@ -94,7 +94,9 @@ def inter_losses(pred: dict, targets: dict, foreground_weight: float = 1.0) -> d
     if "iuv" in targets:
         gt = targets["iuv"].to(pred["index_logits"].dtype)
         has_iuv = _mask(targets, "has_iuv", b, dev)
-        ce, uv = iuv_terms(pred["index_logits"], pred["u"], pred["v"], gt, 1, foreground_weight)
+        ce, uv = iuv_terms(
+            pred["index_logits"], pred["u"], pred["v"], gt, foreground_weight=foreground_weight
+        )
         out["part_index"], out["uv"] = masked_mean(ce, has_iuv), masked_mean(uv, has_iuv)
         coarse = torch.tensor(PART_TO_COARSE, device=dev)[gt[:, :NUM_I].argmax(1)]
         coarse_ce = index_ce(pred["coarse_logits"], coarse, foreground_weight)
@@ -105,8 +107,8 @@ def inter_losses(pred: dict, targets: dict, foreground_weight: float = 1.0) -> d
                 pred["partial_u"],
                 pred["partial_v"],
                 pred["gt_partial"].to(gt.dtype),
-                2,
-                foreground_weight,
+                dim=2,
+                foreground_weight=foreground_weight,
             )
             out["partial_index"], out["partial_uv"] = masked_mean(ce, has_iuv), masked_mean(uv, has_iuv)
     if "joints2d_smpl" in targets:

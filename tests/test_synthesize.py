@@ -97,15 +97,11 @@ def test_background_noise_is_gaussian_with_sigma_4_and_backgrounds_vary():
 def test_front_back_cues_sit_on_the_back_of_the_head_and_the_chest():
     """Hair covers the back and crown of the head but not the face; the print sits on the chest only."""
     from pipeline.body import load_body_model, load_dense_parts
-    from pipeline.synth.scene import add_front_back_cues, rest_regions
+    from pipeline.synth.scene import add_front_back_cues, rest_face_centres, rest_regions
 
     body, parts = load_body_model("anny-smpl24"), load_dense_parts("anny-smpl24")
     regions = rest_regions(body, parts)
-    import torch
-
-    with torch.no_grad():
-        rest = body(betas=torch.zeros(1, 10), pose=torch.zeros(1, 72)).vertices[0].numpy()
-    centres = rest[parts.render_to_body][parts.faces].mean(axis=1)
+    centres = rest_face_centres(body, parts)
     head = np.isin(parts.face_part, (23, 24))
     y, z = centres[:, 1], centres[:, 2]
     face = head & (z > np.median(z[head])) & (y < np.quantile(y[head], 0.6))  # front, below the hairline

@@ -179,13 +179,16 @@ def project(points: np.ndarray, focal: np.ndarray, translation: np.ndarray, size
     return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + (size - 1) / 2
 
 
-def rest_regions(body: BodyModel, parts: DenseParts) -> dict[str, np.ndarray]:
-    """front_back_regions of `body` rendered with `parts` (posed at zero pose and shape)."""
-    zero = torch.zeros(1, 72)
+def rest_face_centres(body: BodyModel, parts: DenseParts) -> np.ndarray:
+    """(F, 3) centres of the render faces of `parts` on `body` at zero pose and shape, metres."""
     with torch.no_grad():
-        rest = body(betas=torch.zeros(1, NUM_BETAS), pose=zero).vertices[0].double().numpy()
-    centres = rest[parts.render_to_body][parts.faces].mean(axis=1)
-    return front_back_regions(centres, parts.face_part)
+        rest = body(betas=torch.zeros(1, NUM_BETAS), pose=torch.zeros(1, 72)).vertices[0].double().numpy()
+    return rest[parts.render_to_body][parts.faces].mean(axis=1)
+
+
+def rest_regions(body: BodyModel, parts: DenseParts) -> dict[str, np.ndarray]:
+    """front_back_regions of `body` rendered with `parts`."""
+    return front_back_regions(rest_face_centres(body, parts), parts.face_part)
 
 
 def render_scene_batch(
