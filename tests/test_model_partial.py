@@ -44,6 +44,15 @@ def test_every_joints_crop_comes_from_its_own_sample_and_centre():
     assert maps.grad[1].abs().sum() > 0 and maps.grad[0].abs().sum() == 0 and maps.grad[2].abs().sum() == 0
 
 
+def test_the_crop_benchmarks_baseline_computes_the_same_crops():
+    from bench.roi_crop import repeated_crop
+
+    gen = torch.Generator().manual_seed(1)
+    maps = torch.randn(2, 3, 10, 10, generator=gen)
+    centers, scales = torch.rand(2, 5, 2, generator=gen) - 0.5, torch.rand(2, 5, generator=gen) * 0.5 + 0.2
+    torch.testing.assert_close(repeated_crop(maps, centers, scales, 4), crop_rois(maps, centers, scales, 4))
+
+
 def test_outside_the_map_is_zero_and_background_in_partial_maps():
     gt = synthetic_iuv(1, 16)
     far = torch.full((1, 24, 2), 5.0)
