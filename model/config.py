@@ -26,6 +26,7 @@ class ResNetConfig:
     depth: Literal[18, 34, 50, 101] = 18
     width: int = 64
     layers: tuple[int, ...] | None = None  # blocks per stage; None = the standard count for `depth`
+    stem_stride: Literal[1, 2, 4] = 4  # 4 = torchvision's conv1 + max-pool; 2 / 1 for small inputs
     pretrained: str | None = None  # path to a torchvision-layout state dict (.pth)
 
 
@@ -164,8 +165,14 @@ def paper_config() -> DaNetConfig:
 
 
 def tiny_config() -> DaNetConfig:
-    """A 0.5 M-parameter network of the same structure for CPU tests: narrow HRNet and ResNets, 64x64 input."""
+    """A 0.5 M-parameter network of the same structure for CPU tests: narrow HRNet and ResNets, 64x64 input.
+
+    Its partial maps are 8x8 where the paper's are 32x32, so the local streams' stem keeps stride 1 (the
+    paper's layer1 sees 8x8 maps; torchvision's stride-4 stem would leave 2x2), and the global stream's
+    stride 2 keeps its layer1 near the paper's 14x14."""
     tiny_resnet = ResNetConfig(depth=18, width=8, layers=(1, 1, 1, 1))
+    global_resnet = dataclasses.replace(tiny_resnet, stem_stride=2)
+    local_resnet = dataclasses.replace(tiny_resnet, stem_stride=1)
     return DaNetConfig(
         image_size=64,
         iuv=IUVConfig(
@@ -182,7 +189,7 @@ def tiny_config() -> DaNetConfig:
             head_channels=16,
         ),
         roi=RoIConfig(size=8),
-        streams=StreamConfig(global_resnet=tiny_resnet, local_resnet=tiny_resnet, rotation_features=16),
+        streams=StreamConfig(global_resnet=global_resnet, local_resnet=local_resnet, rotation_features=16),
         refine=RefineConfig(hidden=(32, 32)),
     )
 

@@ -96,3 +96,18 @@ def test_hrnet_w32_branch_widths():
     assert state["transition1.0.0.weight"].shape == (32, 256, 3, 3)
     assert state["transition3.3.0.0.weight"].shape == (256, 128, 3, 3)
     assert net.out_channels == 32
+
+
+@pytest.mark.parametrize("stem_stride, side", [(4, 2), (2, 4), (1, 8)])
+def test_resnet_stem_stride_keeps_parameters_and_sets_resolution(stem_stride, side):
+    torchvision_stem = ResNet(18, width=8, num_stages=3)
+    net = ResNet(18, width=8, num_stages=3, stem_stride=stem_stride)
+    net.load_state_dict(torchvision_stem.state_dict())  # same keys and shapes: pretrained files still load
+    assert net.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 32, side, side)
+    built = build_resnet(ResNetConfig(depth=18, width=8, stem_stride=stem_stride), num_stages=3)
+    assert built.eval()(torch.randn(1, 3, 32, 32)).shape[-1] == side
+
+
+def test_resnet_rejects_unknown_stem_stride():
+    with pytest.raises(ValueError, match="stem_stride"):
+        ResNet(18, width=8, stem_stride=3)

@@ -100,9 +100,13 @@ class ResNet(nn.Module):
         num_stages: build layer1..layer{num_stages} (the local stream stops at 3).
         num_classes: if given, add `avgpool` + `fc` (num_classes outputs).
         in_channels: input channels of conv1.
+        stem_stride: 4 is torchvision's stem (7x7 conv stride 2, then 3x3 max-pool stride 2); 2 drops the
+            max-pool; 1 also runs conv1 at stride 1. Parameters are the same for all three, so torchvision
+            weights load into any of them. Small inputs (the tiny preset's 8x8 partial maps) need 1 to keep
+            the paper's feature-map sizes (32x32 partial maps at stride 4).
 
     forward(x (B,in_channels,H,W)) -> (B, num_classes) with a head, else the last stage's map
-    (B, out_channels, H/2**(num_stages+1) ... ) -- H/32 for four stages.
+    (B, out_channels, H * 2 / (stem_stride * 2**num_stages) ... ) -- H/32 for four stages and stride 4.
     """
 
     def __init__(
@@ -113,18 +117,21 @@ class ResNet(nn.Module):
         num_stages: int = 4,
         num_classes: int | None = None,
         in_channels: int = 3,
+        stem_stride: int = 4,
     ):
         super().__init__()
+        if stem_stride not in (1, 2, 4):
+            raise ValueError(f"ResNet stem_stride must be 1, 2 or 4, got {stem_stride}")
         block = block_for_depth(depth)
         layers = tuple(layers or STANDARD_LAYERS[depth])
         if len(layers) != 4:
             raise ValueError(f"ResNet needs 4 stage block counts, got {layers}")
         self.depth, self.width, self.layers = depth, width, layers
         self.block = block
-        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=min(stem_stride, 2), padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem_stride == 4 else nn.Identity()
         cin = width
         self.num_stages = num_stages
         for i in range(num_stages):
@@ -162,7 +169,7 @@ def build_resnet(cfg, num_stages: int = 4, num_classes: int | None = None, in_ch
     """A ResNet from a `model.config.ResNetConfig`, loading `cfg.pretrained` (torchvision layout) if set."""
     from model.backbones.weights import load_backbone_weights
 
-    net = ResNet(cfg.depth, cfg.width, cfg.layers, num_stages, num_classes, in_channels)
+    net = ResNet(cfg.depth, cfg.width, cfg.layers, num_stages, num_classes, in_channels, cfg.stem_stride)
     if cfg.pretrained:
         # A fresh head (e.g. 13 outputs instead of 1000) never takes the classifier's weights.
         prefixes = net.head_prefixes() + (("fc.",) if num_classes is not None else ())
