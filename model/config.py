@@ -126,6 +126,10 @@ class LossConfig:
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
     orthogonality: float = 0.1  # only used with rotation="matrix"
     vertices: float = 0.0  # per-vertex L1; off by default like the reference
+    # Frame of the 3D keypoint loss: "camera" (the reference: pelvis-relative, camera axes) or "body" (each
+    # skeleton turned back by its own root rotation, so a wrong global orientation does not push the joint
+    # rotations to make up for it; the root is still learnt from the pose and 2D keypoint losses).
+    kp3d_frame: Literal["camera", "body"] = "camera"
     focal_length: float = 5000.0
     image_size: float = 224.0  # the crop the weak-perspective camera refers to
 

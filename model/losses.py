@@ -129,6 +129,7 @@ def target_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.
             [orthogonality_error(r).mean() for r in pred["rotmats_stages"]]
         ).mean()
     has_smpl = _mask(targets, "has_smpl", b, dev)
+    gt_rot = None
     if "pose" in targets:
         gt_rot = to_rotmats(targets["pose"].to(rot.dtype))
         out["pose"] = masked_mean(((rot - gt_rot) ** 2).flatten(1).mean(1), has_smpl)
@@ -152,6 +153,10 @@ def target_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.
         p3 = pred["keypoints3d"]
         p3 = p3 - p3[:, SPIN24_HIPS].mean(1, keepdim=True)
         g3 = gt3[..., :3] - gt3[:, SPIN24_HIPS, :3].mean(1, keepdim=True)
+        if cfg.loss.kp3d_frame == "body" and gt_rot is not None:
+            # no SMPL fit, no true root: both turn by the predicted one, which leaves the camera-frame error
+            gt_root = torch.where(has_smpl[:, None, None], gt_rot[:, 0], rot[:, 0])
+            p3, g3 = to_root_frame(p3, rot[:, 0]), to_root_frame(g3, gt_root)
         err = weighted_mean(((p3 - g3) ** 2).sum(-1), gt3[..., 3])
         out["kp3d"] = masked_mean(err, _mask(targets, "has_kp3d", b, dev))
     if "keypoints2d" in pred and "kp2d" in targets:
@@ -159,6 +164,11 @@ def target_losses(pred: dict, targets: dict, cfg, body=None) -> dict[str, torch.
         err = weighted_mean(((pred["keypoints2d"] - gt2[..., :2]) ** 2).sum(-1), gt2[..., 2])
         out["kp2d"] = masked_mean(err, gt2[..., 2].sum(-1) > 0)
     return out
+
+
+def to_root_frame(points: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """(B, N, 3) pelvis-relative points, (B, 3, 3) root rotations -> the points in the root's axes (R^T p)."""
+    return points @ root
 
 
 def _gt_geometry(targets: dict, body) -> dict[str, torch.Tensor]:

@@ -50,3 +50,39 @@ def test_iuv_image_reads_back_the_one_hot_maps():
     gt = synthetic_iuv(2, 8, seed=5)
     image = iuv_image(gt[:, :25] * 50, gt[:, 25:50], gt[:, 50:])
     assert torch.allclose(image, onehot_to_iuv(gt), atol=1e-5)
+
+
+def _keypoint_case(kp3d_frame: str) -> dict[str, torch.Tensor]:
+    """Predicted and ground-truth skeletons identical up to the root rotation; sample 1 has no SMPL fit."""
+    from model.config import tiny_config
+    from model.losses import target_losses
+    from model.rotations import axis_angle_to_matrix
+
+    torch.manual_seed(0)
+    local = torch.randn(2, 24, 3) * 0.3  # keypoints in the body's own axes, metres
+    local = local - local[:, [2, 3]].mean(1, keepdim=True)  # hips' midpoint at the origin
+    gt_root = axis_angle_to_matrix(torch.tensor([[0.3, 2.5, -0.2], [0.1, -1.0, 0.4]]))
+    pred_root = axis_angle_to_matrix(torch.tensor([[0.0, 0.4, 0.1], [0.5, 0.0, 0.0]]))
+    rotmats = torch.eye(3).repeat(2, 24, 1, 1)
+    rotmats[:, 0] = pred_root
+    gt_pose = torch.eye(3).repeat(2, 24, 1, 1)
+    gt_pose[:, 0] = gt_root
+    pred = {"rotmats": rotmats, "rotmats_stages": [rotmats], "keypoints3d": local @ pred_root.transpose(1, 2)}
+    kp3d = torch.cat([local @ gt_root.transpose(1, 2), torch.ones(2, 24, 1)], -1)
+    targets = {"kp3d": kp3d, "pose": gt_pose, "has_smpl": torch.tensor([True, False])}
+    cfg = tiny_config()
+    cfg.loss.kp3d_frame = kp3d_frame
+    per_sample = []
+    for i in range(2):  # one sample at a time, to see each one's error
+        one = {k: v[i : i + 1] for k, v in targets.items()}
+        p = {k: [s[i : i + 1] for s in v] if isinstance(v, list) else v[i : i + 1] for k, v in pred.items()}
+        per_sample.append(target_losses(p, one, cfg)["kp3d"])
+    return torch.stack(per_sample)
+
+
+def test_body_frame_keypoint_loss_ignores_the_root_rotation_where_the_fit_is_known():
+    camera = _keypoint_case("camera")
+    body = _keypoint_case("body")
+    assert torch.all(camera > 0.01)  # the camera frame charges the wrong root to every keypoint
+    assert body[0] < 1e-10  # sample 0: same skeleton, other root -> no 3D keypoint error in the body frame
+    assert torch.allclose(body[1], camera[1])  # sample 1 has no SMPL root to turn by: camera frame
