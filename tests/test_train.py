@@ -70,10 +70,43 @@ def test_config_errors_name_the_offending_key():
         load_train_config(None, ["run.steps=many"])
     with pytest.raises(KeyError, match="unknown ablation"):
         load_train_config(None, ["model.ablation=nonsense"])
+    with pytest.raises(ValueError, match=r"config\.optim\.lr_schedule: expected one of \['step', 'cosine'\]"):
+        load_train_config(None, ["optim.lr_schedule=cos"])
     config = load_train_config(
         REPO / "configs" / "train" / "demo.yaml", ["optim.lr=3e-4", "model.ablation=dnet"]
     )
     assert config.optim.lr == 3e-4 and config.danet_config().refine.variant == "none"
+
+
+def test_cosine_schedule_falls_to_the_final_factor_and_resumes_where_it_left_off():
+    from model.training.config import OptimConfig
+    from model.training.schedule import build_scheduler
+
+    def run(scheduler, optimizer, steps):
+        rates = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            rates.append(optimizer.param_groups[0]["lr"])
+        return rates
+
+    cfg = OptimConfig(lr=0.1, lr_schedule="cosine", lr_final_factor=0.01)
+
+    def fresh() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+        return optimizer, build_scheduler(optimizer, cfg, total_steps=100)
+
+    optimizer, scheduler = fresh()
+    rates = run(scheduler, optimizer, 120)
+    assert rates[49] == pytest.approx(0.1 * (0.01 + 0.99 * 0.5))  # half-way: half-way down
+    assert rates[99] == pytest.approx(0.001) and rates[119] == pytest.approx(0.001)  # floor after the end
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    optimizer, scheduler = fresh()
+    run(scheduler, optimizer, 30)
+    resumed_optimizer, resumed = fresh()
+    resumed.load_state_dict(scheduler.state_dict())
+    resumed_optimizer.load_state_dict(optimizer.state_dict())
+    assert run(resumed, resumed_optimizer, 20) == pytest.approx(rates[30:50])
 
 
 def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:

@@ -12,7 +12,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -41,8 +41,10 @@ class DataConfig:
 class OptimConfig:
     lr: float = 1e-4
     iuv_only_steps: int = 5000  # the IUV estimator trains alone first (paper: 5k steps)
-    lr_milestones: list[int] = field(default_factory=lambda: [30000, 60000])
-    lr_gamma: float = 0.1
+    lr_schedule: Literal["step", "cosine"] = "step"  # see model.training.schedule
+    lr_milestones: list[int] = field(default_factory=lambda: [30000, 60000])  # "step" only
+    lr_gamma: float = 0.1  # "step" only
+    lr_final_factor: float = 0.01  # "cosine" only: the last step's rate, as a fraction of lr
     weight_decay: float = 0.0
     grad_clip: float | None = None
 
@@ -103,6 +105,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             return None
         tp = next(a for a in args if a is not type(None))
     origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"{where}: expected one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"{where}: expected a list, got {value!r}")

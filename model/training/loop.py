@@ -26,6 +26,7 @@ from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
+from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
 from pipeline.loader import Source, make_dataset, make_loader
 
@@ -125,9 +126,7 @@ class Trainer:
             )
         params = [p for p in self.network.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(cfg.optim.lr_milestones), gamma=cfg.optim.lr_gamma
-        )
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.run.steps)
         self.step = 0
         self.nonfinite_total = 0
 
