@@ -114,13 +114,28 @@ def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-def test_resume_continues_exactly(shards, tmp_path):
-    steps = ("run.steps=4", "run.checkpoint_every=2", "optim.iuv_only_steps=1")
+@pytest.mark.parametrize("schedule", ["step", "cosine"])
+def test_resume_continues_exactly(shards, tmp_path, monkeypatch, schedule):
+    steps = (
+        "run.steps=4",
+        "run.checkpoint_every=2",
+        "optim.iuv_only_steps=1",
+        f"optim.lr_schedule={schedule}",
+    )
     straight = Trainer(tiny_config(shards, *steps), tmp_path / "straight")
     straight.run(progress=False)
 
-    first = Trainer(tiny_config(shards, "run.steps=2", *steps[1:]), tmp_path / "resumed")
-    first.run(progress=False)
+    first = Trainer(tiny_config(shards, *steps), tmp_path / "resumed")
+    original_step = first.train_step
+
+    def crash_after_the_checkpoint(batch):
+        if first.step == 3:
+            raise RuntimeError("simulated crash")
+        return original_step(batch)
+
+    monkeypatch.setattr(first, "train_step", crash_after_the_checkpoint)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        first.run(progress=False)
     second = Trainer(tiny_config(shards, *steps), tmp_path / "resumed")
     assert second.resume() and second.step == 2
     second.run(progress=False)
