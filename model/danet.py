@@ -99,25 +99,31 @@ class DaNet(nn.Module):
             return rot6d_to_matrix(x)
         return x.reshape(*x.shape[:-1], 3, 3).contiguous()
 
-    def place_rois(self, out: dict, targets: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """RoI centres (B, 24, 2) and scales (B, 24) from the predicted (or, optionally in training, the
-        ground-truth) 2D joints."""
+    def place_rois(
+        self, out: dict, targets: dict | None, ground_truth: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoI centres (B, 24, 2) and scales (B, 24) from the predicted (or, optionally in training, or always
+        with `ground_truth`, the ground-truth) 2D joints."""
         joints2d = out["joints2d"]
-        use_gt = self.training and self.cfg.roi.gt_centers_in_training
+        use_gt = ground_truth or (self.training and self.cfg.roi.gt_centers_in_training)
         if use_gt and targets is not None and "joints2d_smpl" in targets:
             gt2 = targets["joints2d_smpl"].to(joints2d.dtype)
             joints2d = torch.where(gt2[..., 2:3] > 0, gt2[..., :2], joints2d)
         return self.roi(joints2d, F.softmax(out["index_logits"], dim=1))
 
-    def stream_inputs(self, out: dict, targets: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def stream_inputs(
+        self, out: dict, targets: dict | None = None, ground_truth: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the one-hot layout, after the drop.
 
-        With cfg.gt_maps_in_training, training samples that carry ground-truth IUV use it instead."""
+        With cfg.gt_maps_in_training (training only) or `ground_truth`, samples that carry ground-truth IUV
+        use it instead."""
         keys = ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
         maps = {k: out[k].detach() if self.cfg.detach_maps else out[k] for k in keys}
         global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
         partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
-        if self.training and self.cfg.gt_maps_in_training and targets is not None and "gt_partial" in out:
+        use_gt = ground_truth or (self.training and self.cfg.gt_maps_in_training)
+        if use_gt and targets is not None and "gt_partial" in out:
             has_iuv = targets.get("has_iuv")
             use = torch.ones(global_maps.shape[0], dtype=torch.bool, device=global_maps.device)
             if has_iuv is not None:
@@ -141,15 +147,23 @@ class DaNet(nn.Module):
         return geo
 
     def forward(
-        self, image: torch.Tensor, targets: dict | None = None, iuv_only: bool = False
+        self,
+        image: torch.Tensor,
+        targets: dict | None = None,
+        iuv_only: bool = False,
+        ground_truth_maps: bool = False,
     ) -> dict[str, torch.Tensor]:
         """image (B, 3, S, S) normalised -> predictions (module doc). `iuv_only` stops after the global and
         partial IUV maps: the first phase of the paper's schedule trains the IUV estimator alone, and the
-        streams must not run (their BatchNorm statistics would drift on untrained maps)."""
+        streams must not run (their BatchNorm statistics would drift on untrained maps).
+        `ground_truth_maps` (a diagnostic, needs targets with iuv and joints2d_smpl): the streams read the
+        ground-truth maps, cropped at the true joints, as from a perfect IUV estimator."""
         cfg = self.cfg
+        if ground_truth_maps and (targets is None or "iuv" not in targets or "joints2d_smpl" not in targets):
+            raise ValueError("ground_truth_maps needs targets with 'iuv' and 'joints2d_smpl'")
         b = image.shape[0]
         out = self.iuv(image)
-        centers, scales = self.place_rois(out, targets)
+        centers, scales = self.place_rois(out, targets, ground_truth_maps)
         out["roi_centers"], out["roi_scales"] = centers, scales
 
         # Joint-centric RoI pooling of the IUV features, then per-joint partial IUV estimation.
@@ -165,7 +179,7 @@ class DaNet(nn.Module):
         if iuv_only:
             return out
 
-        global_maps, partial_maps = self.stream_inputs(out, targets)
+        global_maps, partial_maps = self.stream_inputs(out, targets, ground_truth_maps)
         out["global_maps"], out["partial_maps"] = global_maps, partial_maps
         params = self.global_stream(global_maps)
         out["cam"] = self.mean_cam + params[:, :3]

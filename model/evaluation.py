@@ -204,16 +204,20 @@ def evaluate(
     gt_bodies: Callable[[str], object],
     device: torch.device,
     keep_examples: int = 8,
+    ground_truth_maps: bool = False,
 ) -> tuple[dict, list[dict], list[dict]]:
-    """Runs the network over `batches`; returns (summary, per-sample records, example predictions)."""
+    """Runs the network over `batches`; returns (summary, per-sample records, example predictions).
+
+    `ground_truth_maps`: the streams read ground-truth IUV maps at the true joints (DaNet.forward), which
+    scores the streams as if the IUV estimator were perfect."""
     body = network.body
     cfg = network.cfg
     records, examples, coco_samples = [], [], []
     network.eval()
     for batch in batches:
-        image, _ = batch_to_inputs(batch, cfg.image_size, cfg.feature_size, body, device)
+        image, targets = batch_to_inputs(batch, cfg.image_size, cfg.feature_size, body, device)
         with torch.no_grad():
-            pred = network(image)
+            pred = network(image, targets, ground_truth_maps=True) if ground_truth_maps else network(image)
         keys = list(batch["key"])
         genders = [metadata.get(k, {}).get("gender", "n") or "n" for k in keys]
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}

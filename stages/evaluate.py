@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--examples", type=int, default=8, help="rows in examples.png")
+    parser.add_argument(
+        "--ground-truth-maps",
+        action="store_true",
+        help="diagnostic: the streams read the ground-truth IUV maps cropped at the true joints, scoring them "
+        "as if the IUV estimator were perfect (an upper bound, not a result; the split needs IUV labels)",
+    )
     return parser.parse_args(argv)
 
 
@@ -80,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         [Source(str(folder))], batch_size=args.batch_size, augment=AugmentConfig(enabled=False),
         shuffle=False, onehot=False, seed=0,
     )  # fmt: skip
-    summary, _, examples = evaluate(network, dataset, shard_metadata(folder), gt_body, device, args.examples)
+    summary, _, examples = evaluate(
+        network, dataset, shard_metadata(folder), gt_body, device, args.examples, args.ground_truth_maps
+    )
     summary = {"dataset": args.dataset, "split": args.split, "checkpoint": str(args.checkpoint), **summary}
+    if args.ground_truth_maps:
+        summary["ground_truth_maps"] = True
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     grid = example_grid(examples, network.body.faces.cpu())

@@ -244,3 +244,18 @@ def test_wide_adapter_and_ground_truth_stream_inputs():
     with torch.no_grad():
         eval_out = model(image)
     assert "gt_partial" not in eval_out  # inference never sees ground truth
+
+
+def test_ground_truth_maps_diagnostic_feeds_the_streams_a_perfect_estimators_maps():
+    model = DaNet(tiny_config()).eval()  # gt_maps_in_training off, evaluation mode: only the flag can do it
+    image, targets = synthetic_batch(2, 64)
+    with torch.no_grad():
+        out = model(image, targets, ground_truth_maps=True)
+        plain = model(image, targets)
+    torch.testing.assert_close(out["global_maps"], targets["iuv"].to(out["global_maps"].dtype))
+    torch.testing.assert_close(out["partial_maps"], out["gt_partial"].to(out["partial_maps"].dtype))
+    gt_centres = targets["joints2d_smpl"][..., :2].to(out["roi_centers"].dtype)
+    torch.testing.assert_close(out["roi_centers"], gt_centres)  # RoIs at the true joints
+    assert not torch.allclose(plain["global_maps"], out["global_maps"])  # without the flag: its own maps
+    with pytest.raises(ValueError, match="ground_truth_maps needs targets"):
+        model(image, ground_truth_maps=True)

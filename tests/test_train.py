@@ -210,6 +210,12 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
         assert metrics[key] is not None and metrics[key] >= 0, key
     assert metrics["pve_p"] <= metrics["pve_s"] + 1e-6, "Procrustes alignment can only lower the error"
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
+    oracle = ["--shards", str(shards / "shards"), "--out", str(tmp_path / "oracle"), "--ground-truth-maps"]
+    assert evaluate([*args, *oracle]) == 0
+    bound = json.loads((tmp_path / "oracle" / "metrics.json").read_text())
+    assert bound["ground_truth_maps"] is True and "ground_truth_maps" not in metrics
+    assert bound["baseline_pa_mpjpe"] == metrics["baseline_pa_mpjpe"]  # same split, same baseline
+    assert bound["pa_mpjpe"] != metrics["pa_mpjpe"]  # the streams read other maps
     assert train(["--config", str(config), "--out", str(tmp_path / "bad"), "optim.nonsense=1"]) == 2
 
 
