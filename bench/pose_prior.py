@@ -32,10 +32,10 @@ from pipeline.body.constants import NUM_BETAS  # noqa: E402
 from pipeline.synth.poses import (  # noqa: E402
     LIMITS_HIGH,
     LIMITS_LOW,
-    TEMPLATES,
     euler_to_axis_angle,
     mirror_euler,
     sample_body_poses,
+    template_euler,
 )
 
 JOINT_GROUPS: dict[str, tuple[int, ...]] = {
@@ -47,10 +47,7 @@ JOINT_GROUPS: dict[str, tuple[int, ...]] = {
 
 def template_poses(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Noise-free (N, 24, 3) Euler poses of the named templates, as drawn and mirrored, clipped to limits."""
-    euler = np.zeros((len(names), 24, 3))
-    for i, name in enumerate(names):
-        for joint, angles in TEMPLATES[name].items():
-            euler[i, joint] = angles
+    euler = template_euler(names)
     return np.clip(euler, LIMITS_LOW, LIMITS_HIGH), np.clip(mirror_euler(euler), LIMITS_LOW, LIMITS_HIGH)
 
 

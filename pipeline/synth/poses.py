@@ -120,24 +120,30 @@ def mirror_euler(euler: np.ndarray) -> np.ndarray:
     return out
 
 
+def template_euler(names: list[str]) -> np.ndarray:
+    """(N, 24, 3) noise-free Euler poses of the named templates (not mirrored, not clipped)."""
+    euler = np.zeros((len(names), NUM_JOINTS, 3))
+    for i, name in enumerate(names):
+        for joint, angles in TEMPLATES[name].items():
+            euler[i, joint] = angles
+    return euler
+
+
 def sample_body_poses(rng: np.random.Generator, count: int) -> tuple[np.ndarray, list[str]]:
     """(count, 24, 3) Euler XYZ body poses (root zero) and the template name of each."""
     names = list(TEMPLATES)
     probs = np.array([TEMPLATE_WEIGHTS[n] for n in names])
-    chosen = rng.choice(len(names), size=count, p=probs / probs.sum())
+    chosen = [names[i] for i in rng.choice(len(names), size=count, p=probs / probs.sum())]
     noise_scale = np.full(NUM_JOINTS, 0.05)
     for joint, sigma in _NOISE.items():
         noise_scale[joint] = noise_scale[SMPL_JOINT_FLIP[joint]] = sigma
-    euler = np.zeros((count, NUM_JOINTS, 3))
-    for i, index in enumerate(chosen):
-        for joint, angles in TEMPLATES[names[index]].items():
-            euler[i, joint] = angles
+    euler = template_euler(chosen)
     euler += rng.normal(size=euler.shape) * noise_scale[None, :, None]
     flip = rng.random(count) < 0.5
     euler[flip] = mirror_euler(euler[flip])
     euler = np.clip(euler, LIMITS_LOW, LIMITS_HIGH)
     euler[:, 0] = 0.0
-    return euler, [names[i] for i in chosen]
+    return euler, chosen
 
 
 def euler_to_axis_angle(euler: np.ndarray) -> np.ndarray:
