@@ -21,7 +21,7 @@ import torch
 from model import metrics
 from model.training.targets import batch_to_inputs
 from pipeline import shards as fmt
-from pipeline.body.constants import H36M17_PELVIS, H36M17_TO_LSP14
+from pipeline.body.constants import H36M17_PELVIS, H36M17_TO_LSP14, NUM_PARTS, PART_TO_SEGMENT
 
 SPIN24_HIPS = (2, 3)  # right_hip, left_hip
 COCO17_TO_SPIN24 = (19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0)  # as pipeline.datasets.coco
@@ -156,6 +156,23 @@ def sample_errors(
     return out
 
 
+def iuv_scores(index_logits: torch.Tensor, targets: dict) -> dict[str, torch.Tensor]:
+    """Per-sample scores (percent) of the IUV estimator's part index against the ground-truth maps:
+    part accuracy (24 parts), segment accuracy (side and front/back merged) and foreground IoU.
+
+    index_logits: (B, 25, h, w); targets: batch_to_inputs's, with "iuv" (B, 75, h, w) one-hot and "has_iuv"
+    (B,). NaN for samples without ground-truth IUV."""
+    gt_index = targets["iuv"][:, : NUM_PARTS + 1].argmax(1)
+    pred_index = index_logits.argmax(1)
+    scores = {
+        "iuv_part_accuracy": metrics.part_accuracy(pred_index, gt_index),
+        "iuv_segment_accuracy": metrics.part_accuracy(pred_index, gt_index, PART_TO_SEGMENT),
+        "iuv_foreground_iou": metrics.foreground_iou(pred_index, gt_index),
+    }
+    missing = torch.full_like(scores["iuv_part_accuracy"], float("nan"))
+    return {name: torch.where(targets["has_iuv"], value, missing) for name, value in scores.items()}
+
+
 def coco_entries(
     keys: list[str], metadata: dict[str, dict], kp2d: torch.Tensor, pred2d: torch.Tensor | None
 ) -> list[dict]:
@@ -222,6 +239,7 @@ def evaluate(
         genders = [metadata.get(k, {}).get("gender", "n") or "n" for k in keys]
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
         errors = sample_errors(body, gt_bodies, batch, pred["vertices"], genders)
+        errors.update(iuv_scores(pred["index_logits"], targets))
         baseline = sample_errors(body, gt_bodies, batch, mean_pose_vertices(network, len(keys)), genders)
         coco_samples += coco_entries(keys, metadata, batch["kp2d"], pred.get("keypoints2d"))
         for i, key in enumerate(keys):

@@ -5,6 +5,8 @@
 - PVE: mean vertex distance; PVE-S after aligning scale and translation; PVE-P after similarity Procrustes
   (the paper's definitions; no public code computes the last two).
 - COCO OKS between 2D keypoint sets (for keypoint AP).
+- IUV maps: the share of a person's pixels given the right part (optionally through a grouping table such as
+  body segments) and the foreground IoU, per sample, in percent.
 """
 
 from __future__ import annotations
@@ -109,3 +111,25 @@ def oks_matrix(
     pp = pred[:, None].expand(p, g, *pred.shape[1:]).reshape(p * g, *pred.shape[1:])
     gg = gt[None].expand(p, g, *gt.shape[1:]).reshape(p * g, *gt.shape[1:])
     return oks(pp, gg, area[None].expand(p, g).reshape(-1), sigmas).reshape(p, g)
+
+
+def part_accuracy(
+    pred_index: torch.Tensor, gt_index: torch.Tensor, groups: tuple[int, ...] | None = None
+) -> torch.Tensor:
+    """(B, H, W) predicted and ground-truth part indices (0 = background) -> (B,) percent of the ground truth's
+    foreground pixels whose predicted part is right; NaN for a sample with no foreground.
+
+    groups: part -> group table (e.g. constants.PART_TO_SEGMENT); parts in one group count as the same, and
+    a pixel predicted as background is wrong whatever its group."""
+    if groups is not None:
+        table = torch.tensor(groups, device=pred_index.device)
+        pred_index, gt_index = table[pred_index], table[gt_index]
+    foreground = gt_index > 0
+    correct = ((pred_index == gt_index) & foreground).flatten(1).sum(1)
+    return 100.0 * correct / foreground.flatten(1).sum(1)  # 0 / 0 -> NaN
+
+
+def foreground_iou(pred_index: torch.Tensor, gt_index: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) part indices x2 -> (B,) percent intersection over union of the person masks (index > 0)."""
+    pred, gt = pred_index > 0, gt_index > 0
+    return 100.0 * (pred & gt).flatten(1).sum(1) / (pred | gt).flatten(1).sum(1)

@@ -7,8 +7,20 @@ import math
 import torch
 
 from model.camera import project
-from model.metrics import mpjpe, oks, oks_matrix, pa_mpjpe, pve, pve_p, pve_s, similarity_procrustes
+from model.metrics import (
+    foreground_iou,
+    mpjpe,
+    oks,
+    oks_matrix,
+    pa_mpjpe,
+    part_accuracy,
+    pve,
+    pve_p,
+    pve_s,
+    similarity_procrustes,
+)
 from model.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
+from pipeline.body.constants import PART_FLIP, PART_TO_SEGMENT
 
 
 def random_rotations(n: int, seed: int = 0) -> torch.Tensor:
@@ -77,3 +89,19 @@ def test_weak_perspective_projection_centres_the_origin_and_scales_with_s():
     assert torch.allclose(xy[0, 0], torch.zeros(2))
     # weak perspective: x_norm ~= s * (X + tx); exact up to the point's depth offset (0 here)
     assert torch.allclose(xy[:, 1, 0], cam[:, 0] * (0.5 + cam[:, 1]), atol=1e-5)
+
+
+def test_part_accuracy_counts_the_ground_truth_foreground_and_groups_merge_sides():
+    gt = torch.zeros(3, 4, 4, dtype=torch.long)
+    gt[:, :2, :2] = 9  # upper_leg_right_front, 4 pixels
+    pred = gt.clone()
+    pred[0, 3, 3] = 5  # a false positive on the background: no effect on accuracy, lowers the IoU
+    pred[1, 0, 0] = PART_FLIP[9]  # left for right: wrong part, right segment
+    pred[1, 0, 1] = 0  # missed pixel: wrong in both
+    gt[2] = 0  # no person: no accuracy to speak of
+    fine = part_accuracy(pred, gt)
+    segment = part_accuracy(pred, gt, PART_TO_SEGMENT)
+    assert fine[:2].tolist() == [100.0, 50.0] and math.isnan(fine[2])
+    assert segment[:2].tolist() == [100.0, 75.0]
+    iou = foreground_iou(pred, gt)
+    assert iou.tolist() == [80.0, 75.0, 0.0]  # a person predicted where there is none

@@ -208,6 +208,9 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
         "pa_mpjpe_ratio_to_mean_pose",
     ):
         assert metrics[key] is not None and metrics[key] >= 0, key
+    for key in ("iuv_part_accuracy", "iuv_segment_accuracy", "iuv_foreground_iou"):
+        assert 0 <= metrics[key] <= 100, key
+    assert metrics["iuv_part_accuracy"] <= metrics["iuv_segment_accuracy"]
     assert metrics["pve_p"] <= metrics["pve_s"] + 1e-6, "Procrustes alignment can only lower the error"
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
     oracle = ["--shards", str(shards / "shards"), "--out", str(tmp_path / "oracle"), "--ground-truth-maps"]

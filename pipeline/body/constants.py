@@ -67,6 +67,16 @@ PART_TO_COARSE: tuple[int, ...] = (
     0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14,
 )  # fmt: skip
 
+# Fine part (0..24) -> body segment (0..8), side and front/back merged: torso, hand, foot, upper leg,
+# lower leg, upper arm, lower arm, head. Scores how well an IUV estimator finds body segments apart from
+# telling left from right and front from back (the hard part of a single view).
+SEGMENT_NAMES: tuple[str, ...] = (
+    "background", "torso", "hand", "foot", "upper_leg", "lower_leg", "upper_arm", "lower_arm", "head",
+)  # fmt: skip
+PART_TO_SEGMENT: tuple[int, ...] = (
+    0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8,
+)  # fmt: skip
+
 # DaNet's simplified partial IUV: the 6 parts kept around each SMPL joint (7 channels with background).
 _TORSO_LEGS_UP = (7, 8, 9, 10, 1, 2)
 _LEFT_HIP = (1, 2, 8, 10, 12, 14)
@@ -111,6 +121,10 @@ def _check_tables() -> None:
     assert len(PARTIAL_PART_SUBSETS) == len(ROI_ALPHA) == len(ROI_DELTA) == NUM_JOINTS
     for table in (SMPL_JOINT_FLIP, SPIN24_FLIP, PART_FLIP):
         assert all(table[table[i]] == i for i in range(len(table))), "flip tables must be involutions"
+    assert len(PART_TO_SEGMENT) == NUM_PARTS + 1 and max(PART_TO_SEGMENT) == len(SEGMENT_NAMES) - 1
+    assert all(PART_TO_SEGMENT[PART_FLIP[i]] == PART_TO_SEGMENT[i] for i in range(NUM_PARTS + 1))
+    for part, segment in enumerate(PART_TO_SEGMENT[1:], start=1):  # "upper_leg_right_back" -> "upper_leg"
+        assert SEGMENT_NAMES[segment] in DENSEPOSE_PART_NAMES[part], (part, segment)
 
 
 _check_tables()
