@@ -6,7 +6,8 @@
 Writes OUT/metrics.json (MPJPE and PA-MPJPE on the 14 LSP joints, PVE / PVE-S / PVE-P where SMPL ground
 truth exists, the same for the mean-pose baseline and the PA-MPJPE ratio to it, a per-action table when the
 dataset has actions, and the IUV estimator's part accuracy, body-segment accuracy and foreground IoU in
-percent where ground-truth IUV exists) and OUT/examples.png (input | ground-truth parts | predicted parts | mesh overlay).
+percent where ground-truth IUV exists) and OUT/examples.png (input | ground-truth parts | predicted parts |
+mesh overlay).
 Real SMPL: --body-model SMPL_FOLDER (gendered ground-truth meshes, as 3DPW's protocol asks) and
 --h36m-regressor J_regressor_h36m.npy for the Human3.6M joints.
 """
