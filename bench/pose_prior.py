@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,6 +30,7 @@ from model.evaluation import protocol_joints  # noqa: E402
 from model.metrics import pa_mpjpe  # noqa: E402
 from model.rotations import axis_angle_to_matrix  # noqa: E402
 from pipeline.body.constants import NUM_BETAS  # noqa: E402
+from pipeline.synth.mean_params import chordal_mean  # noqa: E402
 from pipeline.synth.poses import (  # noqa: E402
     LIMITS_HIGH,
     LIMITS_LOW,
@@ -71,9 +73,9 @@ def pose_prior_figures(samples: int, seed: int, mean_params: str | None = None) 
         mean_rot = load_mean_params(mean_params)["pose"].float().clone()
         mean_rot[0] = torch.eye(3)  # PA-MPJPE ignores the root; keep it in the prior's frame
     else:
-        average = axis_angle_to_matrix(torch.tensor(euler_to_axis_angle(euler), dtype=torch.float32)).mean(0)
-        u, _, vh = torch.linalg.svd(average)
-        mean_rot = u @ vh  # the rotations nearest the average matrices
+        rotations = Rotation.from_euler("XYZ", euler.reshape(-1, 3)).as_matrix().reshape(samples, -1, 3, 3)
+        per_joint = [chordal_mean(rotations[:, j]) for j in range(rotations.shape[1])]
+        mean_rot = torch.tensor(np.stack(per_joint), dtype=torch.float32)
     mean_error = pa_mpjpe(joints(mean_rot.expand(samples, -1, -1, -1)), truth)
 
     plain, mirrored = template_poses(names)
