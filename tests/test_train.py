@@ -56,6 +56,7 @@ def tiny_config(shards: Path, *overrides: str):
             "data.shuffle_buffer=8",
             "run.device=cpu",
             "run.log_every=1",
+            "model.init.checkpoint=null",  # the trainer's mechanics from scratch
             *overrides,
         ],
     )
@@ -160,6 +161,73 @@ def test_iuv_only_phase_leaves_the_streams_untouched(shards, tmp_path):
 
 
 @pytest.mark.slow
+def test_init_copies_named_modules_and_freeze_keeps_them_fixed(shards, tmp_path):
+    source = Trainer(tiny_config(shards, "run.steps=2", "optim.iuv_only_steps=2"), tmp_path / "pretrain")
+    source.run(progress=False)
+    pretrained = _parameters(source)
+    from stages.export_weights import main as export_weights
+
+    weights = tmp_path / "estimator.pt"
+    checkpoint = str(tmp_path / "pretrain" / FINAL_MODEL)
+    assert export_weights([checkpoint, "--modules", "iuv", "partial_heads", "--out", str(weights)]) == 0
+    assert export_weights([checkpoint, "--modules", "irv", "--out", str(tmp_path / "x.pt")]) == 2
+    assert weights.stat().st_size < (tmp_path / "pretrain" / FINAL_MODEL).stat().st_size / 2
+    init = f"model.init.checkpoint={weights}"
+    trainer = Trainer(
+        tiny_config(shards, init, "model.init.freeze=true", "optim.iuv_only_steps=0", "run.steps=3"),
+        tmp_path / "run",
+    )
+    loaded = _parameters(trainer)
+    fresh = _parameters(Trainer(tiny_config(shards), tmp_path / "fresh"))
+    for key, value in loaded.items():
+        if key.startswith(("iuv.", "partial_heads.")):
+            torch.testing.assert_close(value, pretrained[key], rtol=0, atol=0, msg=key)
+        else:  # everything else starts as a fresh run of the same seed would
+            torch.testing.assert_close(value, fresh[key], rtol=0, atol=0, msg=key)
+    trainer.run(progress=False)
+    after = _parameters(trainer)
+    changed = {k for k in loaded if not torch.equal(loaded[k], after[k])}
+    # frozen: weights and BatchNorm running statistics stay as loaded; the streams learn
+    assert not any(k.startswith(("iuv.", "partial_heads.")) for k in changed)
+    assert any(k.startswith("global_stream.") for k in changed)
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not any(id(p) in optimised for p in trainer.network.iuv.parameters())
+
+
+def test_init_errors_name_the_file_and_the_module(shards, tmp_path):
+    missing = tmp_path / "nothing.pt"
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        Trainer(tiny_config(shards, f"model.init.checkpoint={missing}"), tmp_path / "a")
+    other = tmp_path / "other.pt"
+    torch.save({"iuv.stem.weight": torch.zeros(1)}, other)
+    with pytest.raises(KeyError, match=r"no module 'irv'.*'iuv'"):
+        Trainer(
+            tiny_config(shards, f"model.init.checkpoint={other}", "model.init.modules=[irv]"), tmp_path / "b"
+        )
+    with pytest.raises(KeyError, match=r"other.pt lacks \d+ weight\(s\) of 'iuv', e.g. iuv\."):
+        Trainer(tiny_config(shards, f"model.init.checkpoint={other}"), tmp_path / "c")
+    with pytest.raises(KeyError, match="other.pt has no weights for module 'partial_heads'"):
+        Trainer(
+            tiny_config(shards, f"model.init.checkpoint={other}", "model.init.modules=[partial_heads]"),
+            tmp_path / "c",
+        )
+    wide = tmp_path / "wide.pt"
+    state = Trainer(
+        tiny_config(shards, "model.overrides.iuv.head_channels=8"), tmp_path / "d"
+    ).network.state_dict()
+    torch.save(state, wide)
+    with pytest.raises(ValueError, match=r"wide.pt: partial_heads\..* has shape"):
+        Trainer(
+            tiny_config(shards, f"model.init.checkpoint={wide}", "model.init.modules=[partial_heads]"),
+            tmp_path / "e",
+        )
+    with pytest.raises(ValueError, match="set optim.iuv_only_steps=0"):
+        tiny_config(
+            shards, f"model.init.checkpoint={wide}", "model.init.freeze=true", "optim.iuv_only_steps=5"
+        )
+
+
+@pytest.mark.slow
 def test_repeated_nonfinite_losses_stop_the_run_and_keep_the_checkpoint(shards, tmp_path, monkeypatch):
     trainer = Trainer(
         tiny_config(shards, "run.steps=2", "run.checkpoint_every=2", "run.max_nonfinite=3"), tmp_path
@@ -191,9 +259,12 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
     overrides = [
         f"data.train=[{{path: {shards / 'shards' / 'synth' / 'train'}}}]",
         f"model.overrides.mean_params={shards / 'raw' / 'synth' / 'mean_params.npz'}",
-        "model.overrides.image_size=64", "data.batch_size=4", "data.num_workers=0", "run.steps=3",
+        "model.overrides.image_size=64",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "run.steps=3",
         "run.device=cpu",
-    ]  # fmt: skip
+    ]
     assert train(["--config", str(config), "--out", str(tmp_path / "run"), "--no-progress", *overrides]) == 0
     args = ["--checkpoint", str(tmp_path / "run" / "model.pt"), "--dataset", "synth", "--split", "val"]
     assert evaluate([*args, "--shards", str(shards / "shards"), "--out", str(tmp_path / "eval")]) == 0

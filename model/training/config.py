@@ -1,6 +1,7 @@
 """Training configuration as data: a YAML file plus `key=value` overrides from the command line.
 
-model:     preset (paper | tiny), optional ablation switch, and overrides of DaNetConfig fields
+model:     preset (paper | tiny), optional ablation switch, overrides of DaNetConfig fields, and `init`:
+           modules to start from (and optionally freeze at) another run's weights (model.training.init)
 data:      training shard folders with mixing weights, batch size, workers, augmentation on/off
 optim:     Adam learning rate, the paper's schedule (IUV estimator alone first, LR steps), gradient clip
 run:       steps, checkpoint/log intervals, seed, device, mixed precision, non-finite loss tolerance
@@ -62,10 +63,24 @@ class RunConfig:
 
 
 @dataclass
+class InitConfig:
+    """Start named top-level modules of DaNet from a checkpoint (the paper's IUV estimator starts pretrained)."""
+
+    checkpoint: str | None = None  # a stages.train checkpoint (model.pt / last.pt) or a bare state dict
+    modules: list[str] = field(default_factory=lambda: ["iuv", "partial_heads"])
+    freeze: bool = False  # keep those modules fixed: no gradient, BatchNorm statistics as loaded
+
+
+@dataclass
 class ModelSection:
     preset: str = "paper"
     ablation: str | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    init: InitConfig = field(default_factory=InitConfig)
+
+    @property
+    def frozen_modules(self) -> list[str]:
+        return list(self.init.modules) if self.init.checkpoint and self.init.freeze else []
 
 
 @dataclass
@@ -192,6 +207,11 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     data = apply_overrides(data, overrides or [])
     config = _build(TrainConfig, data, str(path or "config"))
     config.danet_config()  # fail early on a bad model section
+    if "iuv" in config.model.frozen_modules and config.optim.iuv_only_steps > 0:
+        raise ValueError(
+            f"{path or 'config'}: model.init freezes the IUV estimator, so the IUV-only phase would train "
+            f"nothing: set optim.iuv_only_steps=0 (it is {config.optim.iuv_only_steps})"
+        )
     return config
 
 

@@ -26,6 +26,7 @@ from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
+from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
 from pipeline.loader import Source, make_dataset, make_loader
@@ -117,7 +118,13 @@ class Trainer:
         self.body_name = body_name
         self.body = body.to(self.device)
         self.net_cfg = cfg.danet_config()
-        self.network = DaNet(self.net_cfg, self.body).to(self.device)
+        self.network = DaNet(self.net_cfg, self.body)
+        init = cfg.model.init
+        if init.checkpoint:
+            load_module_weights(self.network, init.checkpoint, init.modules)
+        self.frozen = cfg.model.frozen_modules
+        freeze_modules(self.network, self.frozen)
+        self.network.to(self.device)
         self.model = self.network
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -170,6 +177,7 @@ class Trainer:
         """One optimiser step; returns the loss terms, or None when the loss was not finite (step skipped)."""
         cfg = self.cfg
         self.model.train()
+        keep_frozen_in_eval(self.network, self.frozen)
         image, targets = batch_to_inputs(
             batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
         )

@@ -1,0 +1,102 @@
+"""Starting a run from another run's weights, module by module, and keeping those modules fixed.
+
+The paper's IUV estimator starts from an HRNet pretrained for DensePose, and the rest of DaNet is trained on
+top of it. `model.init` in the training config does the same here: it copies the weights of named top-level
+modules of DaNet (`iuv`, `partial_heads`, `global_stream`, ...) out of a checkpoint written by
+`stages.train` (or a bare state dict) and, with `freeze`, keeps them fixed: no gradient, no optimiser state
+and BatchNorm statistics as loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The network weights in `path`: a training checkpoint's `model` entry, or the file itself when it is a
+    bare state dict. A missing or unreadable file is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.init.checkpoint: {path} not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
+        raise ValueError(f"model.init.checkpoint: {path} is not a readable torch file ({err})") from err
+    state = payload.get("model", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"model.init.checkpoint: {path} holds neither a checkpoint nor a state dict")
+    return state
+
+
+def module_of(network: nn.Module, name: str) -> nn.Module:
+    """The top-level submodule `name` of `network`, or an error listing the ones there are."""
+    children = dict(network.named_children())
+    if name not in children:
+        raise KeyError(f"model.init.modules: the network has no module {name!r}; it has {sorted(children)}")
+    return children[name]
+
+
+def load_module_weights(network: nn.Module, path: str | Path, modules: list[str]) -> None:
+    """Copies the weights of each module in `modules` from the file at `path` into `network`, strictly: every
+    parameter and buffer of the module must be in the file with the same shape."""
+    state = read_state_dict(path)
+    for name in modules:
+        module = module_of(network, name)
+        prefix = f"{name}."
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if not own:
+            raise KeyError(
+                f"model.init: {path} has no weights for module {name!r} (no key starts with {prefix!r})"
+            )
+        expected = module.state_dict()
+        missing = sorted(set(expected) - set(own))
+        if missing:
+            raise KeyError(
+                f"model.init: {path} lacks {len(missing)} weight(s) of {name!r}, e.g. {prefix}{missing[0]}"
+            )
+        for key, value in own.items():
+            if key in expected and value.shape != expected[key].shape:
+                raise ValueError(
+                    f"model.init: {path}: {prefix}{key} has shape {tuple(value.shape)}, the network wants "
+                    f"{tuple(expected[key].shape)} (was it trained with another model config?)"
+                )
+        module.load_state_dict(own, strict=True)
+
+
+def freeze_modules(network: nn.Module, modules: list[str]) -> None:
+    """Stops gradients into the parameters of `modules` (call before the optimiser is built) and puts them in
+    eval mode; `keep_frozen_in_eval` must follow every `network.train()`."""
+    for name in modules:
+        module_of(network, name).requires_grad_(False).eval()
+
+
+def keep_frozen_in_eval(network: nn.Module, modules: list[str]) -> None:
+    """After `network.train()`: frozen modules stay in eval mode, so BatchNorm uses and keeps the loaded
+    statistics and dropout stays off."""
+    for name in modules:
+        module_of(network, name).eval()
+
+
+def export_modules(checkpoint: str | Path, modules: list[str], out: str | Path) -> dict[str, int]:
+    """Writes the weights of `modules` from a training checkpoint to `out` (atomically) with the checkpoint's
+    config and step, dropping the optimiser state and the other modules: a small file for `model.init`.
+    Returns the number of tensors kept per module."""
+    from model.training.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = load_checkpoint(checkpoint)
+    kept: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
+    for name in modules:
+        own = {k: v for k, v in payload["model"].items() if k.startswith(f"{name}.")}
+        if not own:
+            raise KeyError(f"{checkpoint} has no weights for module {name!r}")
+        kept.update(own)
+        counts[name] = len(own)
+    save_checkpoint(
+        out,
+        {"model": kept, "config": payload["config"], "step": payload["step"], "modules": list(modules)},
+    )
+    return counts
