@@ -4,7 +4,9 @@
 
 Each variant is the demo configuration (configs/train/demo.yaml) with switches of the paper's Section 5.4
 (model.config.ABLATIONS-style overrides), trained for the same number of steps from the same seed, then
-evaluated on the val split like `stages.evaluate`. Prints a Markdown table shaped like the paper's Tables
+evaluated on the val split like `stages.evaluate`. As in the paper, every variant starts from the same
+pretrained IUV estimator (the demo's, kept fixed); --from-scratch trains each one's estimator too (the
+first seventh of the steps IUV-only). Prints a Markdown table shaped like the paper's Tables
 8-10 (drop strategies, refinement variants) and one JSON line with every figure. Needs `dvc repro` (or the
 synthesize/ingest/render_iuv stages) to have built the synthetic shards first.
 """
@@ -45,16 +47,24 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict]] = {
 }
 
 
-def overrides_for(variant: dict, shards: Path, steps: int, mean_params: Path) -> list[str]:
+def overrides_for(
+    variant: dict, shards: Path, steps: int, mean_params: Path, from_scratch: bool = False
+) -> list[str]:
     out = [
         f"data.train=[{{path: {shards / 'train'}}}]",
         f"data.val={shards / 'val'}",
         f"run.steps={steps}",
         f"run.checkpoint_every={steps}",
-        f"optim.iuv_only_steps={max(1, steps // 7)}",
         f"optim.lr_milestones=[{int(steps * 0.75)}]",
         f"model.overrides.mean_params={mean_params}",
     ]
+    if from_scratch:
+        out += ["model.init.checkpoint=null", f"optim.iuv_only_steps={max(1, steps // 7)}"]
+    else:
+        out += [
+            f"model.init.checkpoint={REPO / 'weights' / 'demo_iuv_estimator.pt'}",
+            "optim.iuv_only_steps=0",
+        ]
     for section, values in variant.items():
         if not isinstance(values, dict):  # a top-level switch such as decompose
             out.append(f"model.overrides.{section}={json.dumps(values)}")
@@ -68,7 +78,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict:
     tables, variant = VARIANTS[name]
     config = load_train_config(
         REPO / "configs" / "train" / "demo.yaml",
-        overrides_for(variant, args.shards, args.steps, args.mean_params),
+        overrides_for(variant, args.shards, args.steps, args.mean_params, args.from_scratch),
     )
     started = time.perf_counter()
     trainer = Trainer(config, args.out / name)
@@ -133,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS)
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--from-scratch", action="store_true", help="train each variant's IUV estimator instead of the demo's"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.threads:
@@ -145,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no shards at {args.shards / 'train'}: run `dvc repro` first")
     rows = [run_variant(name, args) for name in names]
     print(markdown(rows))
-    print(json.dumps({"steps_per_variant": args.steps, "rows": rows}))
+    print(json.dumps({"steps_per_variant": args.steps, "from_scratch": args.from_scratch, "rows": rows}))
     return 0
 
 

@@ -12,15 +12,20 @@ from model.training.config import load_train_config
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.parametrize("from_scratch", [False, True])
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_every_variant_sets_its_switches_and_an_equal_budget(name):
+def test_every_variant_sets_its_switches_and_an_equal_budget(name, from_scratch):
     _, variant = VARIANTS[name]
     cfg = load_train_config(
         REPO / "configs" / "train" / "demo.yaml",
-        overrides_for(variant, Path("shards"), 300, Path("mean.npz")),
+        overrides_for(variant, Path("shards"), 300, Path("mean.npz"), from_scratch),
     )
     net = cfg.danet_config()
     assert cfg.run.steps == 300 and list(cfg.optim.lr_milestones) == [225]
+    if from_scratch:  # each variant trains its own estimator, IUV-only first
+        assert cfg.model.frozen_modules == [] and cfg.optim.iuv_only_steps == 42
+    else:  # every variant shares the demo's pretrained estimator, fixed
+        assert Path(cfg.model.init.checkpoint).is_file() and "iuv" in cfg.model.frozen_modules
     assert net.decompose == (name != "baseline_global_only")
     for section, values in variant.items():
         if isinstance(values, dict):

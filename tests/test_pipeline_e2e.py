@@ -58,8 +58,10 @@ def test_dvc_pipeline_stages_name_real_commands_and_params():
     assert params["real_datasets"] == [], "real datasets are off by default"
     for name, stage in stages.items():
         body = stage.get("do", stage)
-        module = body["cmd"].split()[2]
-        assert (REPO / Path(*module.split("."))).with_suffix(".py").is_file(), f"{name}: {module} missing"
+        commands = body["cmd"] if isinstance(body["cmd"], list) else [body["cmd"]]
+        for command in commands:
+            module = command.split()[2]
+            assert (REPO / Path(*module.split("."))).with_suffix(".py").is_file(), f"{name}: {module} missing"
     result = subprocess.run(
         [sys.executable, "-m", "dvc", "stage", "list"], cwd=REPO, capture_output=True, text=True
     )
