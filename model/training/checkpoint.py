@@ -45,15 +45,20 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Reads a checkpoint; a missing or unreadable file is a clear error naming it."""
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """torch.load of `path`; a missing or unreadable file is a clear error naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
         raise ValueError(f"{path}: not a readable checkpoint ({err})") from err
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Reads a checkpoint; a missing or unreadable file, or one lacking an entry, is a clear error naming it."""
+    payload = read_torch_file(path, map_location)
     for key in ("model", "config", "step"):
         if key not in payload:
             raise ValueError(f"{path}: checkpoint lacks '{key}'")

@@ -14,21 +14,29 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from model.training.checkpoint import load_checkpoint, read_torch_file, save_checkpoint
+
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The network weights in `path`: a training checkpoint's `model` entry, or the file itself when it is a
     bare state dict. A missing or unreadable file is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model.init.checkpoint: {path} not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
-        raise ValueError(f"model.init.checkpoint: {path} is not a readable torch file ({err})") from err
+    payload = read_torch_file(path)
     state = payload.get("model", payload) if isinstance(payload, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"model.init.checkpoint: {path} holds neither a checkpoint nor a state dict")
     return state
+
+
+def module_state(state: dict[str, torch.Tensor], name: str, source: str | Path) -> dict[str, torch.Tensor]:
+    """The entries of `state` under top-level module `name`, keys relative to it; an error naming `source`
+    when there are none."""
+    prefix = f"{name}."
+    own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    if not own:
+        raise KeyError(
+            f"model.init: {source} has no weights for module {name!r} (no key starts with {prefix!r})"
+        )
+    return own
 
 
 def module_of(network: nn.Module, name: str) -> nn.Module:
@@ -45,12 +53,8 @@ def load_module_weights(network: nn.Module, path: str | Path, modules: list[str]
     state = read_state_dict(path)
     for name in modules:
         module = module_of(network, name)
+        own = module_state(state, name, path)
         prefix = f"{name}."
-        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if not own:
-            raise KeyError(
-                f"model.init: {path} has no weights for module {name!r} (no key starts with {prefix!r})"
-            )
         expected = module.state_dict()
         missing = sorted(set(expected) - set(own))
         if missing:
@@ -84,16 +88,12 @@ def export_modules(checkpoint: str | Path, modules: list[str], out: str | Path) 
     """Writes the weights of `modules` from a training checkpoint to `out` (atomically) with the checkpoint's
     config and step, dropping the optimiser state and the other modules: a small file for `model.init`.
     Returns the number of tensors kept per module."""
-    from model.training.checkpoint import load_checkpoint, save_checkpoint
-
     payload = load_checkpoint(checkpoint)
     kept: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     for name in modules:
-        own = {k: v for k, v in payload["model"].items() if k.startswith(f"{name}.")}
-        if not own:
-            raise KeyError(f"{checkpoint} has no weights for module {name!r}")
-        kept.update(own)
+        own = module_state(payload["model"], name, checkpoint)
+        kept.update({f"{name}.{k}": v for k, v in own.items()})
         counts[name] = len(own)
     save_checkpoint(
         out,
