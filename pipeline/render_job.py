@@ -11,7 +11,8 @@ The IUV renderer is injected: ``render_fn(rows, crop_transforms, crop_size) -> l
 gets a batch of manifest rows (dicts), their (2, 3) image->crop transforms and the crop side ``S``, and
 returns one IUV map per row (``None`` for rows without an SMPL fit). ``renderer`` names it as
 ``"module:function"`` so Dask workers import it themselves; a function that takes a ``device``
-keyword gets ``--device``.
+keyword gets ``--device``, one that takes ``body`` gets the split's :class:`BodySpec` (the body-model,
+dense-parts and keypoint-regressor files, whose content hashes index.json records).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 
 from pipeline import crop as cropping
 from pipeline import shards as fmt
+from pipeline.body.spec import BodySpec
 
 RenderFn = Callable[[Sequence[dict], Sequence[np.ndarray], int], list]
 
@@ -53,6 +55,7 @@ class ShardParams:
     crop_size: int = 256
     margin: float = 1.2
     renderer: str = DEFAULT_RENDERER
+    body: BodySpec = BodySpec()
 
     def __post_init__(self) -> None:
         if self.shard_size < 1 or self.crop_size < 8 or not self.margin >= 1.0:
@@ -90,8 +93,9 @@ def keypoint_disk_renderer(
     return out
 
 
-def resolve_renderer(spec: str | RenderFn, device: str = "auto") -> RenderFn:
-    """A render function from ``"module:function"`` (or a callable); binds ``device`` if it takes one."""
+def resolve_renderer(spec: str | RenderFn, device: str = "auto", body: BodySpec | None = None) -> RenderFn:
+    """A render function from ``"module:function"`` (or a callable); binds ``device`` and ``body`` where the
+    function takes them."""
     if callable(spec):
         fn = spec
     else:
@@ -100,10 +104,12 @@ def resolve_renderer(spec: str | RenderFn, device: str = "auto") -> RenderFn:
             raise ValueError(f"renderer must be 'module:function', got {spec!r}")
         fn = getattr(importlib.import_module(module_name), attr)
     try:
-        takes_device = "device" in inspect.signature(fn).parameters
+        accepted = set(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
-        takes_device = False
-    return functools.partial(fn, device=device) if takes_device else fn
+        accepted = set()
+    bound = {"device": device, "body": body}
+    bound = {k: v for k, v in bound.items() if k in accepted and v is not None}
+    return functools.partial(fn, **bound) if bound else fn
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,7 +265,7 @@ def build_shard(
     start, stop = plan_shards(table.num_rows, params.shard_size)[shard_index]
     rows = table.slice(start, stop - start).to_pylist()
     prepared, rejects = prepare_rows(rows, Path(image_root), params)
-    render_fn = resolve_renderer(params.renderer, device)
+    render_fn = resolve_renderer(params.renderer, device, params.body)
     samples = []
     for b in range(0, len(prepared), batch_size):
         batch = prepared[b : b + batch_size]
@@ -292,7 +298,11 @@ def build_shard(
 
 
 def _index_params(params: ShardParams, manifest_path: str) -> dict[str, Any]:
-    return dict(asdict(params), manifest_md5=fmt.file_md5(manifest_path), jpeg_quality=fmt.JPEG_QUALITY)
+    """What index.json records as the shards' making: every parameter, the manifest's md5 and the body files
+    with their sha256 (for the default renderer), so a change to any of them rebuilds the shards."""
+    recorded = asdict(params)
+    recorded["body"] = params.body.identity() if params.renderer == DEFAULT_RENDERER else None
+    return dict(recorded, manifest_md5=fmt.file_md5(manifest_path), jpeg_quality=fmt.JPEG_QUALITY)
 
 
 def _reusable_entries(out_dir: Path, index_params: dict[str, Any]) -> dict[str, fmt.ShardEntry]:
@@ -428,6 +438,22 @@ def add_dataset_arguments(
     _add(parser, "--margin", type=float, default=1.2, help="crop side / person box side")
     _add(parser, "--batch-size", type=int, default=32, help="rows per renderer call")
     _add(parser, "--renderer", default=DEFAULT_RENDERER, help="render function as module:function")
+    _add(
+        parser,
+        "--body-model",
+        default=None,
+        help="built-in name, SMPL file or SMPL folder (default: $DANET_BODY_MODEL, else anny-smpl24)",
+    )
+    _add(
+        parser,
+        "--dense-parts",
+        default=None,
+        help="DensePose's UV_Processed.mat for an SMPL body (default: $DANET_DENSE_PARTS, else the body's "
+        "own; '' = the body's own)",
+    )
+    _add(parser, "--extra-regressor", default=None,
+         help="SPIN's J_regressor_extra.npy: SPIN's 24 keypoints for an SMPL body (default: "
+         "$DANET_EXTRA_REGRESSOR; '' = none)")  # fmt: skip
     _add(parser, "--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -441,12 +467,25 @@ def main_dataset(args: argparse.Namespace) -> list[dict[str, Any]]:
     splits = args.split or sorted(p.stem for p in manifest_dir.glob("*.parquet") if p.stem != "rejects")
     if not splits:
         raise SystemExit(f"no manifests in {manifest_dir}")
+    body = BodySpec.from_env(
+        model=getattr(args, "body_model", None), dense_parts=getattr(args, "dense_parts", None),
+        extra_regressor=getattr(args, "extra_regressor", None),
+    )  # fmt: skip
+    if args.renderer == DEFAULT_RENDERER:
+        from pipeline.body.smpl_io import BodyModelFileError
+
+        try:
+            body.check_renderable()  # before any worker starts: one clear message, not one per shard
+        except BodyModelFileError as err:
+            raise SystemExit(f"render_iuv: {err}") from None
     summaries = []
     for split in splits:
         manifest = manifest_dir / f"{split}.parquet"
         if not manifest.is_file():
             raise SystemExit(f"manifest not found: {manifest}")
-        params = ShardParams(args.dataset, split, args.shard_size, args.crop_size, args.margin, args.renderer)
+        params = ShardParams(
+            args.dataset, split, args.shard_size, args.crop_size, args.margin, args.renderer, body
+        )
         summary = render_dataset(
             manifest, args.root, fmt.shard_dir(args.out, args.dataset, split), params,
             workers=args.workers, scheduler=args.scheduler, device=args.device,

@@ -6,9 +6,11 @@
 Dataset mode crops every person of the dataset's Parquet manifests, renders its IUV map from its SMPL fit
 at crop resolution (camera fitted to its 2D keypoints) and writes reproducible WebDataset shards
 OUT/NAME/SPLIT/NAME-SPLIT-000000.tar ... plus index.json, on a Dask cluster; reruns skip verified shards.
-The body model is the built-in open one unless DANET_BODY_MODEL (SMPL file or folder) and
-DANET_DENSE_PARTS (DensePose's UV_Processed.mat) say otherwise. Demo mode writes a picture of the default
-body in a few poses: shaded | I | U | V.
+The body is the built-in open one unless --body-model (SMPL file or folder), --dense-parts (DensePose's
+UV_Processed.mat) and --extra-regressor (SPIN's J_regressor_extra.npy) say otherwise (flags not given fall
+back to DANET_BODY_MODEL, DANET_DENSE_PARTS, DANET_EXTRA_REGRESSOR); index.json records them with their
+sha256, and changing any of them re-renders. Demo mode writes a picture of the default body in a few poses:
+shaded | I | U | V.
 """
 
 from __future__ import annotations

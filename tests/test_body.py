@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import pickle
-import sys
-import types
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.sparse
 import torch
 from scipy.io import savemat
 
 from pipeline.body import BodyModelFileError, load_body_model, load_dense_parts, read_smpl_file
 from pipeline.body.constants import PART_FLIP, SMPL_PARENTS
 from pipeline.body.smpl_io import write_npz_deterministic
+from tests.fixtures_data.smpl_standin import write_chumpy_pickle
 
 
 @pytest.fixture(scope="module")
@@ -135,42 +131,9 @@ def _tiny_smpl_arrays(num_vertices: int = 30, seed: int = 0) -> dict[str, np.nda
     }
 
 
-def _write_chumpy_pickle(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Writes a protocol-2 pickle whose arrays are `chumpy.ch.Ch` objects, as the official SMPL files are.
-
-    A throwaway `chumpy.ch` module with a `Ch` class stands in for chumpy while pickling, and is removed
-    before loading, exactly like a user machine without chumpy.
-    """
-    module = types.ModuleType("chumpy.ch")
-
-    class Ch:
-        def __init__(self, x: np.ndarray) -> None:
-            self.x = x
-
-        def __getstate__(self) -> dict:
-            return {"x": self.x, "_dirty_vars": set()}
-
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    module.Ch = Ch
-    package = types.ModuleType("chumpy")
-    sys.modules["chumpy"], sys.modules["chumpy.ch"] = package, module
-    try:
-        data = {
-            key: Ch(value) for key, value in arrays.items() if key not in ("J_regressor", "posedirs", "f")
-        }
-        data["J_regressor"] = scipy.sparse.csc_matrix(arrays["J_regressor"])
-        data["posedirs"] = arrays["posedirs"]
-        data["f"] = arrays["f"]
-        data["bs_style"] = "lbs"
-        with open(path, "wb") as handle:
-            pickle.dump(data, handle, protocol=2)
-    finally:
-        del sys.modules["chumpy"], sys.modules["chumpy.ch"]
-
-
 def test_chumpy_pickle_and_npz_load_to_identical_arrays(tmp_path):
     arrays = _tiny_smpl_arrays()
-    _write_chumpy_pickle(tmp_path / "SMPL_NEUTRAL.pkl", arrays)
+    write_chumpy_pickle(tmp_path / "SMPL_NEUTRAL.pkl", arrays)
     np.savez(tmp_path / "SMPL_NEUTRAL.npz", **arrays)
     from_pkl = read_smpl_file(tmp_path / "SMPL_NEUTRAL.pkl")
     from_npz = read_smpl_file(tmp_path / "SMPL_NEUTRAL.npz")
@@ -224,15 +187,25 @@ def test_truncated_and_missing_files_are_clear_errors(tmp_path):
         read_smpl_file(tmp_path / "bad.pkl")
 
 
-def test_h36m_regressor_is_registered_and_checked(tmp_path):
-    np.savez(tmp_path / "SMPL_NEUTRAL.npz", **_tiny_smpl_arrays())
-    regressor = np.asfortranarray(np.random.default_rng(0).random((17, 30)))
-    np.save(tmp_path / "J_regressor_h36m.npy", regressor)
-    model = load_body_model(tmp_path / "SMPL_NEUTRAL.npz", h36m_regressor=tmp_path / "J_regressor_h36m.npy")
-    assert model.regress(model().vertices, "h36m17").shape == (1, 17, 3)
+def test_h36m_regressor_is_registered_and_checked(tmp_path, smpl_standin):
+    body, files = smpl_standin
+    model = load_body_model(files["smpl"], h36m_regressor=files["h36m"])
+    joints = model.regress(model().vertices, "h36m17")
+    assert joints.shape == (1, 17, 3)
+    assert joints[0, 1, 0] > 0 > joints[0, 4, 0]  # row 1 is the left hip (+x), row 4 the right
+    regressor = np.load(files["h36m"])
     np.save(tmp_path / "wrong.npy", regressor[:14])
     with pytest.raises(BodyModelFileError, match="wrong.npy"):
-        load_body_model(tmp_path / "SMPL_NEUTRAL.npz", h36m_regressor=tmp_path / "wrong.npy")
+        load_body_model(files["smpl"], h36m_regressor=tmp_path / "wrong.npy")
+    swapped = regressor[[0, 4, 5, 6, 1, 2, 3, *range(7, 17)]]  # legs in name order: right first
+    np.save(tmp_path / "name_order.npy", swapped)
+    with pytest.raises(
+        BodyModelFileError, match=r"name_order.npy: row 1 \(left_hip\).*not on the body's left"
+    ):
+        load_body_model(files["smpl"], h36m_regressor=tmp_path / "name_order.npy")
+    np.save(tmp_path / "random.npy", np.random.default_rng(0).random((17, body.v_template.shape[0])))
+    with pytest.raises(BodyModelFileError, match="random.npy: row 0 .*not a keypoint regressor"):
+        load_body_model(files["smpl"], h36m_regressor=tmp_path / "random.npy")
 
 
 def test_uv_processed_mat_is_read_with_one_based_indices(tmp_path):

@@ -261,7 +261,9 @@ def keypoint_regressors(
 ) -> dict[str, np.ndarray]:
     """SPIN-24 and H36M-17 keypoint regressors for the open model, built from its joints and landmarks.
 
-    LSP/MPII/H36M limb joints are taken as the matching SMPL joints; points with no SMPL joint
+    Row orders are the field's files': SPIN-24 as constants.SPIN24_NAMES, H36M-17 as J_regressor_h36m.npy
+    (constants.H36M17_NAMES: rows 1-3 the left leg). LSP/MPII/H36M limb joints are taken as the matching SMPL
+    joints; points with no SMPL joint
     (head top, nose, eyes, ears, jaw) come from surface landmarks; in-between points are averages.
     """
     J = joint_regressor
@@ -276,7 +278,7 @@ def keypoint_regressors(
         landmarks["left_ear"], landmarks["right_ear"],
     ])  # fmt: skip
     h36m17 = np.stack([
-        J[0], J[2], J[5], J[8], J[1], J[4], J[7], mix(J[3], J[6]), mix(J[16], J[17]), landmarks["nose"],
+        J[0], J[1], J[4], J[7], J[2], J[5], J[8], mix(J[3], J[6]), mix(J[16], J[17]), landmarks["nose"],
         landmarks["head_top"], J[16], J[18], J[20], J[17], J[19], J[21],
     ])  # fmt: skip
     return {"spin24": spin24, "h36m17": h36m17}

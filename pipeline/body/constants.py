@@ -40,10 +40,26 @@ SPIN24_FLIP: tuple[int, ...] = (
     5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18, 19, 21, 20, 23, 22,
 )  # fmt: skip
 
-# Human3.6M 17-joint regressor output -> the 14 LSP joints used by the evaluation protocols.
-H36M17_TO_LSP14: tuple[int, ...] = (3, 2, 1, 4, 5, 6, 16, 15, 14, 11, 12, 13, 8, 10)
+# Human3.6M's 17 joints, in the row order of the field's J_regressor_h36m.npy (SPIN, DaNet, PyMAF): rows 1-3
+# lie on the LEFT leg and 4-6 on the right (hip, knee, ankle), 11-13 on the left arm, 14-16 on the right.
+H36M17_NAMES: tuple[str, ...] = (
+    "pelvis", "left_hip", "left_knee", "left_ankle", "right_hip", "right_knee", "right_ankle", "spine",
+    "thorax", "neck_nose", "head", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder",
+    "right_elbow", "right_wrist",
+)  # fmt: skip
 H36M17_PELVIS = 0
-# Index of each SPIN24 joint among the first 14 (the LSP joints) is the identity: SPIN24[:14] == LSP14.
+H36M17_LEFT_LEG: tuple[int, ...] = (1, 2, 3)
+H36M17_RIGHT_LEG: tuple[int, ...] = (4, 5, 6)
+# H36M-17 -> the 17 joints of the evaluation protocols (SPIN's H36M_TO_J17): the 14 LSP joints, then the
+# pelvis, spine and head (the MPI-INF-3DHP protocol uses all 17, Human3.6M the first 14).
+H36M17_TO_J17: tuple[int, ...] = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9)
+H36M17_TO_J14: tuple[int, ...] = H36M17_TO_J17[:14]
+# SPIN-24 (the manifests' kp3d `S`) -> the same 17 (SPIN's J24_TO_J17): LSP limbs 0..11, neck 12, head 18
+# (H36M's head; 13 is LSP's head top), pelvis 14, spine 16, jaw 17.
+SPIN24_TO_J17: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 18, 14, 16, 17)
+SPIN24_TO_J14: tuple[int, ...] = SPIN24_TO_J17[:14]
+SPIN24_PELVIS = 14  # "pelvis_mpii": Human3.6M's pelvis in SPIN's h36m S arrays (their root)
+SPIN24_HIPS: tuple[int, ...] = (2, 3)  # right, left: their midpoint stands in for a hidden pelvis
 
 DENSEPOSE_PART_NAMES: tuple[str, ...] = (
     "background",
@@ -121,6 +137,11 @@ def _check_tables() -> None:
     assert len(PARTIAL_PART_SUBSETS) == len(ROI_ALPHA) == len(ROI_DELTA) == NUM_JOINTS
     for table in (SMPL_JOINT_FLIP, SPIN24_FLIP, PART_FLIP):
         assert all(table[table[i]] == i for i in range(len(table))), "flip tables must be involutions"
+    assert len(H36M17_NAMES) == 17 and len(SPIN24_TO_J17) == len(H36M17_TO_J17) == 17
+    for h36m, spin in zip(H36M17_TO_J17[:12], SPIN24_TO_J17[:12], strict=True):  # same limb, same side
+        assert H36M17_NAMES[h36m].split("_")[0] == SPIN24_NAMES[spin].split("_")[0], (h36m, spin)
+    assert all(H36M17_NAMES[i].startswith("left") for i in H36M17_LEFT_LEG)
+    assert SPIN24_NAMES[SPIN24_PELVIS].startswith("pelvis")
     assert len(PART_TO_SEGMENT) == NUM_PARTS + 1 and max(PART_TO_SEGMENT) == len(SEGMENT_NAMES) - 1
     assert all(PART_TO_SEGMENT[PART_FLIP[i]] == PART_TO_SEGMENT[i] for i in range(NUM_PARTS + 1))
     for part, segment in enumerate(PART_TO_SEGMENT[1:], start=1):  # "upper_leg_right_back" -> "upper_leg"

@@ -17,6 +17,7 @@ import torch
 from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
 
 from pipeline.body.constants import NUM_BETAS, NUM_JOINTS
+from pipeline.body.keypoints import check_h36m17, read_regressor, spin24_regressor
 from pipeline.body.smpl_io import BodyModelFileError, SMPLArrays, read_smpl_file, resolve_model_path
 from pipeline.body.symmetry import vertex_mirror_map
 
@@ -89,7 +90,7 @@ class BodyModel(torch.nn.Module):
         self._regressors: list[str] = []
         for key, value in sorted(arrays.extras.items()):
             if key.startswith("regressor_"):
-                self.add_regressor(key.removeprefix("regressor_"), value)
+                self.add_regressor(key.removeprefix("regressor_"), value, f"{arrays.source}: '{key}'")
 
     @property
     def num_vertices(self) -> int:
@@ -111,23 +112,48 @@ class BodyModel(torch.nn.Module):
         """Names accepted by :meth:`regress`: 'smpl24' plus any extra regressors loaded."""
         return ["smpl24", *self._regressors]
 
-    def add_regressor(self, name: str, matrix: np.ndarray | torch.Tensor) -> None:
-        """Registers a (K, V) keypoint regressor under `name` (e.g. 'h36m17' from J_regressor_h36m.npy)."""
-        matrix = torch.as_tensor(np.asarray(matrix))
+    def add_regressor(self, name: str, matrix: np.ndarray | torch.Tensor, source: str = "") -> None:
+        """Registers a (K, V) keypoint regressor under `name` (e.g. 'h36m17' from J_regressor_h36m.npy).
+
+        'h36m17' is checked for the field's row order (keypoints.check_h36m17); `source` names the file in
+        errors."""
+        matrix = np.asarray(torch.as_tensor(matrix).detach().cpu().double())
+        source = source or f"regressor '{name}' of {self.name}"
         if matrix.ndim != 2 or matrix.shape[1] != self.num_vertices:
             raise BodyModelFileError(
-                f"regressor '{name}' has shape {tuple(matrix.shape)}, expected (K, {self.num_vertices})"
+                f"{source}: regressor '{name}' has shape {tuple(matrix.shape)}, expected (K, "
+                f"{self.num_vertices}) for body model {self.name}"
             )
-        self.register_buffer(f"regressor_{name}", matrix.to(self.v_template), persistent=False)
+        if name == "h36m17":
+            check_h36m17(matrix, self.rest_vertices(), source)
+        self.register_buffer(
+            f"regressor_{name}", torch.as_tensor(matrix).to(self.v_template), persistent=False
+        )
         if name not in self._regressors:
             self._regressors.append(name)
+
+    def add_extra_regressor(self, matrix: np.ndarray, source: str) -> None:
+        """Builds and registers 'spin24' from a J_regressor_extra file's (9 | 14, V) rows (SPIN's recipe)."""
+        joints = self.J_regressor.detach().cpu().double().numpy()
+        self.add_regressor("spin24", spin24_regressor(joints, matrix, self.rest_vertices(), source), source)
+
+    def rest_vertices(self) -> np.ndarray:
+        """(V, 3) float64 vertices of the mean shape in the rest pose (metres, SMPL axes)."""
+        return self.v_template.detach().cpu().double().numpy()
 
     def regress(self, vertices: torch.Tensor, name: str) -> torch.Tensor:
         """(B, V, 3) vertices -> (B, K, 3) keypoints of the named regressor."""
         if name == "smpl24":
             return vertices2joints(self.J_regressor, vertices)
         if name not in self._regressors:
-            raise KeyError(f"no regressor '{name}' on body model {self.name}; have {self.regressor_names}")
+            hint = {
+                "spin24": "pass SPIN's J_regressor_extra.npy (--extra-regressor / DANET_EXTRA_REGRESSOR)",
+                "h36m17": "pass J_regressor_h36m.npy (stages.evaluate --h36m-regressor)",
+            }.get(name, "")
+            raise KeyError(
+                f"no regressor '{name}' on body model {self.name}; have {self.regressor_names}"
+                + (f": {hint}" if hint else "")
+            )
         return vertices2joints(getattr(self, f"regressor_{name}"), vertices)
 
     def forward(
@@ -177,24 +203,20 @@ def load_body_model(
     *,
     gender: str = "neutral",
     h36m_regressor: str | Path | None = None,
+    extra_regressor: str | Path | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> BodyModel:
     """Loads the built-in open model ('anny-smpl24'), an SMPL .pkl/.npz file, or an SMPL folder + gender.
 
-    h36m_regressor: optional path to J_regressor_h36m.npy ((17, V)), registered as 'h36m17'.
+    h36m_regressor: optional J_regressor_h36m.npy ((17, V)), registered as 'h36m17' (row order checked).
+    extra_regressor: optional J_regressor_extra.npy (SPIN's (9, V) or GraphCMR's (14, V)); builds 'spin24'.
+    A regressor the file itself carries is replaced by the one given.
     """
     path = resolve_model_path(name_or_path, gender)
     model = BodyModel(read_smpl_file(path), name=str(name_or_path), dtype=dtype)
-    if h36m_regressor is not None:
-        regressor_path = Path(h36m_regressor)
-        try:
-            matrix = np.load(regressor_path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise BodyModelFileError(f"{regressor_path}: cannot read the H36M regressor ({err})") from err
-        if matrix.ndim != 2 or matrix.shape[0] != 17:
-            raise BodyModelFileError(
-                f"{regressor_path}: H36M regressor has shape {matrix.shape}, expected (17, V)"
-            )
-        model.add_regressor("h36m17", matrix)
+    if h36m_regressor:
+        model.add_regressor("h36m17", read_regressor(h36m_regressor, "H36M regressor"), str(h36m_regressor))
+    if extra_regressor:
+        model.add_extra_regressor(read_regressor(extra_regressor, "extra regressor"), str(extra_regressor))
     return model.to(device) if device is not None else model

@@ -119,3 +119,25 @@ def load_dense_parts(name_or_path: str | Path = "anny-smpl24") -> DenseParts:
     if path.suffix.lower() == ".mat":
         return read_uv_processed(path)
     return dense_parts_from_arrays(read_smpl_file(path).extras, str(path))
+
+
+MIN_COVERAGE = 0.99  # share of a body's vertices a dense-parts table must chart
+
+
+def check_parts_fit_body(parts: DenseParts, num_body_vertices: int, body_source: str) -> DenseParts:
+    """Checks that `parts` was made for a body of `num_body_vertices` vertices: every index in range and
+    (nearly) every body vertex charted. Raises BodyModelFileError naming both files."""
+    used = np.unique(parts.render_to_body)
+    where = f"dense parts {parts.source or '?'} and body model {body_source}"
+    if used.size and (used[0] < 0 or used[-1] >= num_body_vertices):
+        raise BodyModelFileError(
+            f"{where} do not fit: the parts index body vertex {int(used[-1])} but the body has "
+            f"{num_body_vertices} vertices"
+        )
+    coverage = used.size / max(num_body_vertices, 1)
+    if coverage < MIN_COVERAGE:
+        raise BodyModelFileError(
+            f"{where} do not fit: the parts chart {used.size} of the body's {num_body_vertices} vertices "
+            f"({100 * coverage:.1f} %); they were made for another body"
+        )
+    return parts

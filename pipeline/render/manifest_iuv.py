@@ -3,28 +3,23 @@
 This is the renderer the render_iuv stage injects into its shard builder (pipeline.render_job). Rows are
 manifest rows (pipeline/datasets/schema.py) with `has_smpl`, `pose` (72), `betas` (10), `gender` and `kp2d`
 (24 x 3, image pixels, SPIN order); crop transforms are (2, 3) image -> crop affine matrices
-(pipeline.crop). Which body model and dense parts are used is set by environment variables, so that Dask
-worker processes see the same choice as the stage:
-
-    DANET_BODY_MODEL   built-in name, SMPL file or SMPL folder (default: anny-smpl24)
-    DANET_DENSE_PARTS  built-in name or path to DensePose's UV_Processed.mat (default: the body model's)
+(pipeline.crop). Which body model, dense parts and keypoint regressor are used is a
+:class:`pipeline.body.spec.BodySpec`, passed by the shard builder (its environment fallback is read only when
+none is passed).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from pipeline.body import load_body_model, load_dense_parts
+from pipeline.body.spec import BodySpec
 from pipeline.render.camera_fit import crop_focal, fit_translation
 from pipeline.render.cameras import PerspectiveCamera
 from pipeline.render.iuv import IUVRenderer
-
-DEFAULT_BODY = "anny-smpl24"
 
 
 def _device(device: str) -> torch.device:
@@ -33,17 +28,10 @@ def _device(device: str) -> torch.device:
     return torch.device(device)
 
 
-@functools.lru_cache(maxsize=8)
-def _body(name: str, gender: str, device: str):
-    """Body models are loaded once per worker process, per (model, gender, device)."""
-    if name == DEFAULT_BODY:
-        gender = "neutral"  # the open model has one body
-    return load_body_model(name, gender=gender, device=device)
-
-
 @functools.lru_cache(maxsize=4)
-def _renderer(parts_name: str, device: str, backend: str) -> IUVRenderer:
-    return IUVRenderer(load_dense_parts(parts_name), device=device, backend=backend)
+def _renderer(body: BodySpec, device: str, backend: str) -> IUVRenderer:
+    """One renderer per worker process, per (body, device, backend); body models are cached by the spec."""
+    return IUVRenderer(body.load_parts(), device=device, backend=backend)
 
 
 _GENDERS = {"m": "male", "f": "female", "n": "neutral"}
@@ -57,24 +45,25 @@ def render_manifest_iuv(
     device: str = "auto",
     margin: float | None = None,
     backend: str = "auto",
+    body: BodySpec | None = None,
 ) -> list[np.ndarray | None]:
     """(crop_size, crop_size, 3) uint8 IUV map for each row with an SMPL fit; None for rows without one.
 
     The crop camera has the paper's focal length for the person box (5000 px per 224 px of box) and a
     translation fitted to the row's visible 2D keypoints (see pipeline.render.camera_fit). `margin` is the
     crop's side over the person box; by default it is read off the crop transform and the row's scale.
+    `body`: the body files (default: BodySpec.from_env()).
     """
-    body_name = os.environ.get("DANET_BODY_MODEL", DEFAULT_BODY)
-    parts_name = os.environ.get("DANET_DENSE_PARTS", body_name)
+    spec = body if body is not None else BodySpec.from_env()
     torch_device = _device(device)
     results: list[np.ndarray | None] = [None] * len(rows)
     with_smpl = [i for i, row in enumerate(rows) if bool(row.get("has_smpl"))]
     by_gender: dict[str, list[int]] = {}
     for i in with_smpl:
         by_gender.setdefault(_GENDERS.get(str(rows[i].get("gender", "n")), "neutral"), []).append(i)
-    renderer = _renderer(parts_name, str(torch_device), backend)
+    renderer = _renderer(spec, str(torch_device), backend)
     for gender, indices in sorted(by_gender.items()):
-        body = _body(body_name, gender, str(torch_device))
+        model = spec.load_body(gender, str(torch_device))
         pose = torch.as_tensor(
             np.stack([np.asarray(rows[i]["pose"], np.float32).reshape(72) for i in indices])
         )
@@ -82,8 +71,8 @@ def render_manifest_iuv(
             np.stack([np.asarray(rows[i]["betas"], np.float32).reshape(10) for i in indices])
         )
         with torch.no_grad():
-            out = body(betas=betas.to(torch_device), pose=pose.to(torch_device))
-            points = body.regress(out.vertices, "spin24").double().cpu().numpy()
+            out = model(betas=betas.to(torch_device), pose=pose.to(torch_device))
+            points = model.regress(out.vertices, "spin24").double().cpu().numpy()
         matrices = np.stack([np.asarray(crop_transforms[i], np.float64) for i in indices])
         kp = np.stack([np.asarray(rows[i]["kp2d"], np.float64).reshape(24, 3) for i in indices])
         kp_crop = np.einsum("bij,bnj->bni", matrices[:, :, :2], kp[..., :2]) + matrices[:, None, :, 2]
