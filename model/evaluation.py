@@ -1,10 +1,18 @@
-"""Evaluation protocols of the paper on shards: 3D joint errors, mesh errors, a mean-pose baseline, visuals.
+"""Evaluation on shards with the literature's protocols: 3D joint errors, mesh errors, a mean-pose baseline.
 
-Joints (as SPIN and DaNet evaluate): mesh -> H36M-17 regressor -> pelvis-relative (H36M joint 0) -> the 14
-LSP joints; MPJPE and PA-MPJPE (similarity Procrustes) in millimetres. When the body model has no H36M
-regressor the SPIN-24 regressor's first 14 (LSP) joints are used, pelvis = midpoint of the hips. Ground
-truth comes from the sample's SMPL fit when it has one (gendered body models when given, as 3DPW's
-protocol asks), else from its 3D keypoints. Mesh errors (PVE, PVE-S, PVE-P; pelvis-relative) need SMPL.
+Joints: model.protocols says, per dataset, which joints (J14 / J17), which ground truth (3D keypoints S or
+the gendered SMPL mesh) and which root; MPJPE and PA-MPJPE (similarity Procrustes) in millimetres over the
+labelled joints. Mesh errors need the sample's SMPL fit, and are all relative to each body's pelvis (SMPL
+joint 0), in millimetres:
+
+* PVE: the posed meshes;
+* PVE-S (the paper, Sec. 5.2): both models in the rest pose (pose set to zero), each with its own shape:
+  the prediction's betas on the network's body, the fit's betas on the ground-truth (gendered) body;
+* PVE-P: both models with zero shape, each with its own pose, on the network's body (so a right pose scores
+  0 whatever the gender of the ground truth);
+* pve_scale_aligned / pve_procrustes: the posed meshes after aligning scale and translation, or after
+  similarity Procrustes (alignment errors, not the paper's).
+
 The baseline predicts the network's mean parameters for every sample.
 """
 
@@ -13,17 +21,24 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from model import metrics
+from model.protocols import (
+    DEFAULT_PROTOCOL,
+    Protocol,
+    compares_with_papers,
+    keypoint_joints,
+    regressed_joints,
+)
 from model.training.targets import batch_to_inputs
 from pipeline import shards as fmt
-from pipeline.body.constants import H36M17_PELVIS, H36M17_TO_LSP14, NUM_PARTS, PART_TO_SEGMENT
+from pipeline.body.constants import NUM_PARTS, PART_TO_SEGMENT
 
-SPIN24_HIPS = (2, 3)  # right_hip, left_hip
 COCO17_TO_SPIN24 = (19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0)  # as pipeline.datasets.coco
 INPUT_SIZE = 224  # the evaluation crop: the person box maps exactly onto it (augmentation off)
 
@@ -92,18 +107,9 @@ def coco_keypoint_ap(samples: list[dict]) -> dict[str, float]:
     }
 
 
-def protocol_joints(body, vertices: torch.Tensor) -> torch.Tensor:
-    """(B, V, 3) vertices -> (B, 14, 3) pelvis-relative LSP joints (metres) of the evaluation protocol."""
-    if "h36m17" in body.regressor_names:
-        joints = body.regress(vertices, "h36m17")
-        return joints[:, list(H36M17_TO_LSP14)] - joints[:, H36M17_PELVIS : H36M17_PELVIS + 1]
-    joints = body.regress(vertices, "spin24")
-    return lsp14_from_spin24(joints)
-
-
-def lsp14_from_spin24(joints: torch.Tensor) -> torch.Tensor:
-    """(B, 24, 3) SPIN-24 keypoints -> (B, 14, 3) LSP joints relative to the hips' midpoint."""
-    return joints[:, :14] - joints[:, list(SPIN24_HIPS)].mean(1, keepdim=True)
+def protocol_joints(body, vertices: torch.Tensor, num_joints: int = 14) -> torch.Tensor:
+    """(B, V, 3) vertices -> (B, num_joints, 3) root-relative protocol joints (metres); see model.protocols."""
+    return regressed_joints(body, vertices, num_joints)
 
 
 def shard_metadata(folder: str | Path) -> dict[str, dict]:
@@ -115,44 +121,83 @@ def shard_metadata(folder: str | Path) -> dict[str, dict]:
     return out
 
 
-def mesh_errors(
-    pred_vertices: torch.Tensor, gt_vertices: torch.Tensor, pred_pelvis, gt_pelvis
-) -> dict[str, torch.Tensor]:
-    """Per-sample PVE (pelvis-relative), PVE-S and PVE-P in mm."""
+@dataclass(frozen=True)
+class Prediction:
+    """betas: (B, 10); rotmats: (B, 24, 3, 3) local joint rotations; vertices: (B, V, 3) metres, posed by
+    the network's body."""
+
+    betas: torch.Tensor
+    rotmats: torch.Tensor
+    vertices: torch.Tensor
+
+
+def _pelvis(body, vertices: torch.Tensor) -> torch.Tensor:
+    return body.regress(vertices, "smpl24")[:, 0]
+
+
+def mesh_errors(body, gt_body, pred: Prediction, gt_betas: torch.Tensor, gt_pose: torch.Tensor) -> dict:
+    """Per-sample PVE, PVE-S, PVE-P (the paper's) and the two alignment errors, mm (module docstring).
+
+    body: the network's; gt_body: the ground truth's (gendered where the protocol asks); gt_betas (B, 10),
+    gt_pose (B, 72) axis-angle or (B, 24, 3, 3)."""
+    with torch.no_grad():
+        gt_vertices = gt_body(betas=gt_betas, pose=gt_pose).vertices
+        rest_pred = body(betas=pred.betas).vertices
+        rest_gt = gt_body(betas=gt_betas).vertices
+        mean_shape = torch.zeros_like(pred.betas)
+        pose_pred = body(betas=mean_shape, pose=pred.rotmats).vertices
+        pose_gt = body(betas=mean_shape, pose=gt_pose).vertices
+
+    def relative(a, body_a, b, body_b):
+        return metrics.pve(a, b, _pelvis(body_a, a), _pelvis(body_b, b))
+
     return {
-        "pve": metrics.pve(pred_vertices, gt_vertices, pred_pelvis, gt_pelvis),
-        "pve_s": metrics.pve_s(pred_vertices, gt_vertices),
-        "pve_p": metrics.pve_p(pred_vertices, gt_vertices),
+        "pve": relative(pred.vertices, body, gt_vertices, gt_body),
+        "pve_s": relative(rest_pred, body, rest_gt, gt_body),
+        "pve_p": relative(pose_pred, body, pose_gt, body),
+        "pve_scale_aligned": metrics.pve_scale_aligned(pred.vertices, gt_vertices),
+        "pve_procrustes": metrics.pve_procrustes(pred.vertices, gt_vertices),
     }
 
 
 def sample_errors(
-    body, gt_bodies: Callable[[str], object], batch: dict, pred_vertices: torch.Tensor, genders: list[str]
-) -> dict[str, torch.Tensor]:
-    """Per-sample errors (mm) of predicted vertices against the batch's ground truth."""
-    pred_joints = protocol_joints(body, pred_vertices)
+    body, gt_bodies: Callable[[str], object], batch: dict, pred: Prediction, genders: list[str],
+    protocol: Protocol = DEFAULT_PROTOCOL,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Per-sample errors (mm) of a prediction against the batch's ground truth under `protocol`."""
+    num_joints = protocol.num_joints
+    pred_joints = regressed_joints(body, pred.vertices, num_joints)
     has_smpl = batch["has_smpl"].bool()
-    gt_joints = lsp14_from_spin24(batch["kp3d"][..., :3].to(pred_vertices))
-    gt_vertices = torch.zeros_like(pred_vertices)
+    keypoints = batch["kp3d"].to(pred.vertices)
+    gt_joints, labelled = keypoint_joints(keypoints, num_joints)
+    use_mesh = {"keypoints": torch.zeros_like(has_smpl), "mesh": has_smpl, "auto": has_smpl}[
+        protocol.ground_truth
+    ]
+    labelled = labelled & batch["has_kp3d"].bool()[:, None]  # mesh rows are set below; neither -> NaN
+    nan = torch.full(has_smpl.shape, float("nan"), dtype=pred.vertices.dtype, device=pred.vertices.device)
+    mesh: dict[str, torch.Tensor] = {}
     for gender in sorted(set(genders)):
         rows = [i for i, g in enumerate(genders) if g == gender and bool(has_smpl[i])]
         if not rows:
             continue
         gt_body = gt_bodies(gender)
-        with torch.no_grad():
-            posed = gt_body(
-                betas=batch["betas"][rows].to(pred_vertices), pose=batch["pose"][rows].to(pred_vertices)
-            )
-        gt_vertices[rows] = posed.vertices
-        gt_joints[rows] = protocol_joints(gt_body, posed.vertices)
+        gt_betas, gt_pose = batch["betas"][rows].to(pred.vertices), batch["pose"][rows].to(pred.vertices)
+        part = Prediction(pred.betas[rows], pred.rotmats[rows], pred.vertices[rows])
+        for name, value in mesh_errors(body, gt_body, part, gt_betas, gt_pose).items():
+            mesh.setdefault(name, nan.clone())[rows] = value
+        mesh_rows = [i for i in rows if bool(use_mesh[i])]
+        if mesh_rows:
+            with torch.no_grad():
+                vertices = gt_body(betas=batch["betas"][mesh_rows].to(pred.vertices),
+                                   pose=batch["pose"][mesh_rows].to(pred.vertices)).vertices  # fmt: skip
+            gt_joints[mesh_rows] = regressed_joints(gt_body, vertices, num_joints)
+            labelled[mesh_rows] = True
     out = {
-        "mpjpe": metrics.mpjpe(pred_joints, gt_joints),
-        "pa_mpjpe": metrics.pa_mpjpe(pred_joints, gt_joints),
+        "mpjpe": metrics.mpjpe(pred_joints, gt_joints, mask=labelled),
+        "pa_mpjpe": metrics.pa_mpjpe(pred_joints, gt_joints, mask=labelled),
     }
-    pelvis = lambda v, b: b.regress(v, "smpl24")[:, 0]  # noqa: E731 - local shorthand
-    errors = mesh_errors(pred_vertices, gt_vertices, pelvis(pred_vertices, body), pelvis(gt_vertices, body))
-    for name, value in errors.items():
-        out[name] = torch.where(has_smpl, value, torch.full_like(value, float("nan")))
+    for name in ("pve", "pve_s", "pve_p", "pve_scale_aligned", "pve_procrustes"):
+        out[name] = mesh.get(name, nan)
     return out
 
 
@@ -195,12 +240,12 @@ def coco_entries(
     return out
 
 
-def mean_pose_vertices(network, batch_size: int) -> torch.Tensor:
-    """(B, V, 3) vertices of the network's mean parameters (the baseline prediction)."""
-    rot = network.to_rotmats(torch.zeros_like(network.mean_rotation).expand(batch_size, -1, -1))
+def mean_prediction(network, batch_size: int) -> Prediction:
+    """The network's mean parameters for every sample (the baseline prediction)."""
+    rotmats = network.to_rotmats(torch.zeros_like(network.mean_rotation).expand(batch_size, -1, -1))
     betas = network.mean_betas.expand(batch_size, -1)
     with torch.no_grad():
-        return network.body(betas=betas, pose=rot).vertices
+        return Prediction(betas, rotmats, network.body(betas=betas, pose=rotmats).vertices)
 
 
 def summarise(records: list[dict]) -> dict:
@@ -222,13 +267,16 @@ def evaluate(
     device: torch.device,
     keep_examples: int = 8,
     ground_truth_maps: bool = False,
+    protocol: Protocol | None = None,
 ) -> tuple[dict, list[dict], list[dict]]:
     """Runs the network over `batches`; returns (summary, per-sample records, example predictions).
 
+    `protocol`: the joints and ground truth to score against (default: model.protocols' "auto").
     `ground_truth_maps`: the streams read ground-truth IUV maps at the true joints (DaNet.forward), which
     scores the streams as if the IUV estimator were perfect."""
     body = network.body
     cfg = network.cfg
+    protocol = protocol or DEFAULT_PROTOCOL
     records, examples, coco_samples = [], [], []
     network.eval()
     for batch in batches:
@@ -238,9 +286,12 @@ def evaluate(
         keys = list(batch["key"])
         genders = [metadata.get(k, {}).get("gender", "n") or "n" for k in keys]
         batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
-        errors = sample_errors(body, gt_bodies, batch, pred["vertices"], genders)
+        prediction = Prediction(pred["betas"], pred["rotmats"], pred["vertices"])
+        errors = sample_errors(body, gt_bodies, batch, prediction, genders, protocol)
         errors.update(iuv_scores(pred["index_logits"], targets))
-        baseline = sample_errors(body, gt_bodies, batch, mean_pose_vertices(network, len(keys)), genders)
+        baseline = sample_errors(
+            body, gt_bodies, batch, mean_prediction(network, len(keys)), genders, protocol
+        )
         coco_samples += coco_entries(keys, metadata, batch["kp2d"], pred.get("keypoints2d"))
         for i, key in enumerate(keys):
             record = {"key": key, "action": metadata.get(key, {}).get("action", "") or ""}
@@ -260,7 +311,14 @@ def evaluate(
                         },
                     }
                 )
-    summary = summarise(records)
+    summary = {
+        "protocol": {
+            "name": protocol.name, "joints": protocol.num_joints, "ground_truth": protocol.ground_truth,
+            "joint_regressor": "h36m17" if "h36m17" in body.regressor_names else "spin24",
+            "comparable_with_papers": compares_with_papers(body, protocol),
+        },
+        **summarise(records),
+    }  # fmt: skip
     per_action: dict[str, list[dict]] = defaultdict(list)
     for record in records:
         if record["action"]:

@@ -2,8 +2,11 @@
 
 - MPJPE: mean joint distance (optionally after subtracting a root joint from each skeleton).
 - PA-MPJPE: MPJPE after the similarity (scale, rotation, translation) Procrustes alignment of pred to gt.
-- PVE: mean vertex distance; PVE-S after aligning scale and translation; PVE-P after similarity Procrustes
-  (the paper's definitions; no public code computes the last two).
+- PVE: mean vertex distance. The paper's PVE-S and PVE-P (pose or shape set to zero in both models) need
+  the models' parameters and live in model.evaluation; here are the alignment errors that once stood in for
+  them: after aligning scale and translation (`pve_scale_aligned`) or after similarity Procrustes
+  (`pve_procrustes`).
+- Joint errors take an optional (B, N) mask of the ground-truth joints that are labelled.
 - COCO OKS between 2D keypoint sets (for keypoint AP).
 - IUV maps: the share of a person's pixels given the right part (optionally through a grouping table such as
   body segments) and the foreground IoU, per sample, in percent.
@@ -22,8 +25,12 @@ COCO_SIGMAS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-def _mean_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).norm(dim=-1).mean(-1) * MM
+def _mean_distance(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    distance = (a - b).norm(dim=-1)
+    if mask is None:
+        return distance.mean(-1) * MM
+    weights = mask.to(distance.dtype)
+    return (distance * weights).sum(-1) / weights.sum(-1) * MM  # no labelled joint -> NaN
 
 
 def align_translation_scale(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
@@ -34,31 +41,40 @@ def align_translation_scale(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tenso
     return s[:, None, None] * pc + gt.mean(1, keepdim=True)
 
 
-def similarity_procrustes(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(B, N, 3) pred aligned to gt by the least-squares similarity transform (Umeyama; no reflections)."""
-    mp, mg = pred.mean(1, keepdim=True), gt.mean(1, keepdim=True)
+def similarity_procrustes(
+    pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, N, 3) pred aligned to gt by the least-squares similarity transform (Umeyama; no reflections),
+    fitted on the points where the (B, N) `mask` is true (all points by default)."""
+    weights = torch.ones(pred.shape[:2], dtype=pred.dtype, device=pred.device) if mask is None else mask
+    weights = weights.to(pred.dtype)[..., None]  # (B, N, 1)
+    total = weights.sum(1, keepdim=True).clamp_min(1e-12)
+    mp, mg = (weights * pred).sum(1, keepdim=True) / total, (weights * gt).sum(1, keepdim=True) / total
     pc, gc = pred - mp, gt - mg
-    cov = gc.transpose(1, 2) @ pc  # (B, 3, 3) sum of g p^T
+    cov = (weights * gc).transpose(1, 2) @ pc  # (B, 3, 3) sum of w g p^T
     u, sig, vt = torch.linalg.svd(cov)
     d = torch.sign(torch.linalg.det(u @ vt))
     fix = torch.ones_like(sig)
     fix[:, -1] = d
     rot = u @ torch.diag_embed(fix) @ vt  # maps centred pred onto centred gt
-    scale = (sig * fix).sum(-1) / (pc * pc).sum((1, 2)).clamp_min(1e-12)
+    scale = (sig * fix).sum(-1) / (weights * pc * pc).sum((1, 2)).clamp_min(1e-12)
     return scale[:, None, None] * pc @ rot.transpose(1, 2) + mg
 
 
-def mpjpe(pred: torch.Tensor, gt: torch.Tensor, root: int | None = None) -> torch.Tensor:
-    """(B, N, 3) x2 -> (B,) mm; with `root`, both skeletons are first made relative to that joint."""
+def mpjpe(
+    pred: torch.Tensor, gt: torch.Tensor, root: int | None = None, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, N, 3) x2 -> (B,) mm; with `root`, both skeletons are first made relative to that joint; with a
+    (B, N) `mask`, the mean is over the labelled joints."""
     if root is not None:
         pred = pred - pred[:, root : root + 1]
         gt = gt - gt[:, root : root + 1]
-    return _mean_distance(pred, gt)
+    return _mean_distance(pred, gt, mask)
 
 
-def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(B, N, 3) x2 -> (B,) mm after similarity Procrustes."""
-    return _mean_distance(similarity_procrustes(pred, gt), gt)
+def pa_mpjpe(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, N, 3) x2 -> (B,) mm after similarity Procrustes (fitted and scored on the masked joints)."""
+    return _mean_distance(similarity_procrustes(pred, gt, mask), gt, mask)
 
 
 def pve(
@@ -75,13 +91,13 @@ def pve(
     return _mean_distance(pred, gt)
 
 
-def pve_s(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(B, V, 3) x2 -> (B,) mm after aligning scale and translation."""
+def pve_scale_aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) x2 -> (B,) mm after aligning scale and translation (not the paper's PVE-S)."""
     return _mean_distance(align_translation_scale(pred, gt), gt)
 
 
-def pve_p(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """(B, V, 3) x2 -> (B,) mm after similarity Procrustes."""
+def pve_procrustes(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """(B, V, 3) x2 -> (B,) mm after similarity Procrustes (not the paper's PVE-P)."""
     return _mean_distance(similarity_procrustes(pred, gt), gt)
 
 

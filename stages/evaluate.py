@@ -3,13 +3,16 @@
     python -m stages.evaluate --checkpoint checkpoints/demo/model.pt --dataset synth [--split val]
                               [--shards data/shards] [--out metrics/demo]
 
-Writes OUT/metrics.json (MPJPE and PA-MPJPE on the 14 LSP joints, PVE / PVE-S / PVE-P where SMPL ground
-truth exists, the same for the mean-pose baseline and the PA-MPJPE ratio to it, a per-action table when the
-dataset has actions, and the IUV estimator's part accuracy, body-segment accuracy and foreground IoU in
-percent where ground-truth IUV exists) and OUT/examples.png (input | ground-truth parts | predicted parts |
-mesh overlay).
-Real SMPL: --body-model SMPL_FOLDER (gendered ground-truth meshes, as 3DPW's protocol asks) and
---h36m-regressor J_regressor_h36m.npy for the Human3.6M joints.
+Writes OUT/metrics.json and OUT/examples.png (input | ground-truth parts | predicted parts | mesh overlay).
+metrics.json: the protocol (model.protocols: Human3.6M p1/p2 and MPI-INF-3DHP score against the 3D
+keypoints on 14 / 17 joints, 3DPW against the gendered SMPL meshes; --protocol overrides), MPJPE and
+PA-MPJPE, PVE and the paper's PVE-S / PVE-P (pose or shape set to zero in both models) where SMPL ground
+truth exists, the alignment errors pve_scale_aligned / pve_procrustes, the same for the mean-pose baseline
+and the PA-MPJPE ratio to it, a per-action table when the dataset has actions, and the IUV estimator's part
+accuracy, body-segment accuracy and foreground IoU in percent where ground-truth IUV exists.
+Figures comparable with papers need real SMPL: --body-model SMPL_FOLDER (gendered ground truth, as 3DPW's
+protocol asks) and --h36m-regressor J_regressor_h36m.npy (the field's joints); metrics.json's
+protocol.comparable_with_papers says whether they were used.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import cv2
 import torch
 
 from model.evaluation import evaluate, shard_metadata
+from model.protocols import Protocol, protocol_for
 from model.training.checkpoint import model_from_checkpoint
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
@@ -43,7 +47,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--body-model", default=None, help="SMPL file/folder (default: the checkpoint's model)"
     )
-    parser.add_argument("--h36m-regressor", type=Path, default=None, help="J_regressor_h36m.npy")
+    parser.add_argument(
+        "--h36m-regressor",
+        type=Path,
+        default=None,
+        help="J_regressor_h36m.npy (17 x 6890, SPIN's): the protocol joints of the literature",
+    )
+    parser.add_argument(
+        "--extra-regressor",
+        type=Path,
+        default=None,
+        help="SPIN's J_regressor_extra.npy: SPIN-24 keypoints for an SMPL body (2D keypoint scores)",
+    )
+    parser.add_argument(
+        "--protocol", choices=("auto", "h36m-p1", "h36m-p2", "mpi-inf-3dhp", "3dpw", "mesh", "keypoints"),
+        default="auto", help="joints and ground truth (auto: by dataset and split, see model.protocols)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--examples", type=int, default=8, help="rows in examples.png")
@@ -54,6 +73,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "as if the IUV estimator were perfect (an upper bound, not a result; the split needs IUV labels)",
     )
     return parser.parse_args(argv)
+
+
+def chosen_protocol(choice: str, dataset: str, split: str) -> Protocol:
+    """The --protocol choice as a Protocol ("auto": the dataset's, model.protocols.protocol_for)."""
+    named = {
+        "h36m-p1": Protocol("h36m-p1", 14, "keypoints"), "h36m-p2": Protocol("h36m-p2", 14, "keypoints"),
+        "mpi-inf-3dhp": Protocol("mpi-inf-3dhp", 17, "keypoints"), "3dpw": Protocol("3dpw", 14, "mesh"),
+        "mesh": Protocol(dataset, 14, "mesh"), "keypoints": Protocol(dataset, 14, "keypoints"),
+    }  # fmt: skip
+    return named[choice] if choice in named else protocol_for(dataset, split)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from pipeline.body import load_body_model
 
-    load = functools.partial(load_body_model, h36m_regressor=args.h36m_regressor, device=device)
+    load = functools.partial(
+        load_body_model,
+        h36m_regressor=args.h36m_regressor,
+        extra_regressor=args.extra_regressor,
+        device=device,
+    )
     body = load(args.body_model) if args.body_model else None
     network, config = model_from_checkpoint(args.checkpoint, device=device, body=body)
-    if body is None and args.h36m_regressor:
+    if body is None and (args.h36m_regressor or args.extra_regressor):
         network.attach_body_model(load(config.get("body_model", "anny-smpl24")))
 
     @functools.lru_cache(maxsize=3)
@@ -89,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         shuffle=False, onehot=False, seed=0,
     )  # fmt: skip
     summary, _, examples = evaluate(
-        network, dataset, shard_metadata(folder), gt_body, device, args.examples, args.ground_truth_maps
-    )
+        network, dataset, shard_metadata(folder), gt_body, device, args.examples, args.ground_truth_maps,
+        chosen_protocol(args.protocol, args.dataset, args.split),
+    )  # fmt: skip
     summary = {"dataset": args.dataset, "split": args.split, "checkpoint": str(args.checkpoint), **summary}
     if args.ground_truth_maps:
         summary["ground_truth_maps"] = True

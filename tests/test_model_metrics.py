@@ -15,8 +15,8 @@ from model.metrics import (
     pa_mpjpe,
     part_accuracy,
     pve,
-    pve_p,
-    pve_s,
+    pve_procrustes,
+    pve_scale_aligned,
     similarity_procrustes,
 )
 from model.rotations import axis_angle_to_matrix, matrix_to_axis_angle, matrix_to_rot6d, rot6d_to_matrix
@@ -36,7 +36,7 @@ def test_pa_mpjpe_of_a_rotated_scaled_shifted_copy_is_zero():
     pred = 1.7 * gt @ random_rotations(4).transpose(1, 2) + torch.randn(4, 1, 3, dtype=torch.float64)
     assert torch.allclose(pa_mpjpe(pred, gt), torch.zeros(4, dtype=torch.float64), atol=1e-9)
     assert torch.all(mpjpe(pred, gt) > 10)
-    assert torch.allclose(pve_p(pred, gt), torch.zeros(4, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(pve_procrustes(pred, gt), torch.zeros(4, dtype=torch.float64), atol=1e-9)
 
 
 def test_procrustes_never_reflects():
@@ -47,11 +47,13 @@ def test_procrustes_never_reflects():
     assert aligned.shape == gt.shape
 
 
-def test_pve_s_aligns_scale_and_translation_but_not_rotation():
+def test_pve_scale_aligned_aligns_scale_and_translation_but_not_rotation():
     gt = torch.randn(3, 50, 3, dtype=torch.float64)
-    assert torch.allclose(pve_s(0.5 * gt + 2.0, gt), torch.zeros(3, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(
+        pve_scale_aligned(0.5 * gt + 2.0, gt), torch.zeros(3, dtype=torch.float64), atol=1e-9
+    )
     rotated = gt @ random_rotations(3, 1).transpose(1, 2)
-    assert torch.all(pve_s(rotated, gt) > 1) and torch.all(pve_p(rotated, gt) < 1e-6)
+    assert torch.all(pve_scale_aligned(rotated, gt) > 1) and torch.all(pve_procrustes(rotated, gt) < 1e-6)
 
 
 def test_mpjpe_and_pve_in_millimetres():
@@ -105,3 +107,19 @@ def test_part_accuracy_counts_the_ground_truth_foreground_and_groups_merge_sides
     assert segment[:2].tolist() == [100.0, 75.0]
     iou = foreground_iou(pred, gt)
     assert iou.tolist() == [80.0, 75.0, 0.0]  # a person predicted where there is none
+
+
+def test_masked_joint_errors_ignore_unlabelled_joints():
+    gt = torch.randn(2, 14, 3, dtype=torch.float64)
+    pred = gt.clone()
+    pred[:, 5] += 10.0  # a joint far off, but unlabelled in the ground truth
+    mask = torch.ones(2, 14, dtype=torch.bool)
+    mask[:, 5] = False
+    assert torch.allclose(mpjpe(pred, gt, mask=mask), torch.zeros(2, dtype=torch.float64))
+    assert torch.allclose(pa_mpjpe(pred, gt, mask=mask), torch.zeros(2, dtype=torch.float64), atol=1e-9)
+    assert torch.all(pa_mpjpe(pred, gt) > 100)
+    # by hand: one of two labelled joints 3-4-5 mm off -> mean 2.5 mm
+    a, b = torch.zeros(1, 3, 3), torch.zeros(1, 3, 3)
+    b[0, 0] = torch.tensor([0.003, 0.004, 0.0])
+    b[0, 2] = 1.0
+    assert torch.allclose(mpjpe(a, b, mask=torch.tensor([[True, True, False]])), torch.tensor([2.5]))

@@ -276,6 +276,8 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
         "pve",
         "pve_s",
         "pve_p",
+        "pve_scale_aligned",
+        "pve_procrustes",
         "baseline_pa_mpjpe",
         "pa_mpjpe_ratio_to_mean_pose",
     ):
@@ -283,7 +285,8 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
     for key in ("iuv_part_accuracy", "iuv_segment_accuracy", "iuv_foreground_iou"):
         assert 0 <= metrics[key] <= 100, key
     assert metrics["iuv_part_accuracy"] <= metrics["iuv_segment_accuracy"]
-    assert metrics["pve_p"] <= metrics["pve_s"] + 1e-6, "Procrustes alignment can only lower the error"
+    assert metrics["pve_procrustes"] <= metrics["pve_scale_aligned"] + 1e-6, "a rotation can only lower it"
+    assert metrics["protocol"]["name"] == "synth" and metrics["protocol"]["joint_regressor"] == "h36m17"
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
     oracle = ["--shards", str(shards / "shards"), "--out", str(tmp_path / "oracle"), "--ground-truth-maps"]
     assert evaluate([*args, *oracle]) == 0
