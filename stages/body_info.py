@@ -1,6 +1,12 @@
 """Write the default body's mesh in a few poses as .obj files and print its facts.
 
 python -m stages.body_info [--model anny-smpl24] [--out out/body]
+python -m stages.body_info --identity data/body/NAME.json --model SMPL_DIR --dense-parts UV_Processed.mat \
+    --extra-regressor J_regressor_extra.npy
+
+--identity checks that the files make a renderable body (dense parts that fit it, SPIN's 24 keypoints) and
+writes them with their sha256 (the DVC pipeline's render stages depend on that file, so changing a body file
+re-renders, and an unchanged one keeps the shards).
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.body import load_body_model, load_dense_parts
+from pipeline.body import BodyModelFileError, load_body_model, load_dense_parts
+from pipeline.body.spec import BodySpec
+from pipeline.files import atomic_write_text
 
 # A few recognisable poses as (joint, axis-angle in radians) lists on top of the T-pose.
 DEMO_POSES: dict[str, list[tuple[int, tuple[float, float, float]]]] = {
@@ -56,12 +64,34 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     tmp.replace(path)
 
 
+def write_identity(path: Path, spec: BodySpec) -> int:
+    """Checks the spec renders and writes its identity (files + sha256) as JSON; exit code."""
+    try:
+        spec.check_renderable()
+        identity = spec.identity()
+    except BodyModelFileError as err:
+        print(f"body_info: {err}", file=sys.stderr)
+        return 1
+    atomic_write_text(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+    print(f"body_info: wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.body_info", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="anny-smpl24", help="built-in name, SMPL .pkl/.npz file or folder")
+    parser.add_argument(
+        "--model", "--body-model", default="anny-smpl24", help="built-in name, SMPL .pkl/.npz file or folder"
+    )
     parser.add_argument("--gender", default="neutral", help="gender when --model is an SMPL folder")
     parser.add_argument("--out", type=Path, default=Path("out/body"), help="folder for the .obj files")
+    parser.add_argument(
+        "--identity", type=Path, default=None, help="write the body files' identity JSON here"
+    )
+    parser.add_argument("--dense-parts", default="", help="UV_Processed.mat ('' = the model's own parts)")
+    parser.add_argument("--extra-regressor", default="", help="SPIN's J_regressor_extra.npy ('' = none)")
     args = parser.parse_args(argv)
+    if args.identity is not None:
+        return write_identity(args.identity, BodySpec(args.model, args.dense_parts, args.extra_regressor))
 
     body = load_body_model(args.model, gender=args.gender)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("checkpoints/demo"), help="run folder")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     parser.add_argument("--body-model", default="anny-smpl24", help="built-in name or SMPL file/folder")
+    parser.add_argument(
+        "--extra-regressor", default=None,
+        help="SPIN's J_regressor_extra.npy: the SPIN-24 keypoints an SMPL body needs for the keypoint losses",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     return parser.parse_args(argv)
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train: bad configuration: {err}", file=sys.stderr)
         return 2
     body = None
-    if args.body_model != "anny-smpl24":
-        from pipeline.body import load_body_model
+    if args.body_model != "anny-smpl24" or args.extra_regressor:
+        from pipeline.body import BodyModelFileError, load_body_model
 
-        body = load_body_model(args.body_model)
+        try:
+            body = load_body_model(args.body_model, extra_regressor=args.extra_regressor)
+        except BodyModelFileError as err:
+            print(f"train: {err}", file=sys.stderr)
+            return 2
     trainer = Trainer(config, args.out, body=body, body_name=args.body_model)
     if args.resume and trainer.resume():
         print(f"train: resumed at step {trainer.step}", file=sys.stderr)

@@ -106,13 +106,23 @@ class BodySpec:
                 hashes[f"{name}:{path.name}"] = file_sha256(path)
         return {**asdict(self), "sha256": dict(sorted(hashes.items()))}
 
+    def fingerprint(self) -> tuple:
+        """(path, size, mtime) of every file: cheap, and changes whenever a file is rewritten. Caches of
+        loaded bodies are keyed by it, so a file changed on disk is read again even in the same process."""
+        stats = []
+        for paths in self.files().values():
+            for path in paths:
+                info = path.stat() if path.exists() else None
+                stats.append((str(path), info.st_size if info else -1, info.st_mtime_ns if info else -1))
+        return tuple(stats)
+
     def load_body(self, gender: str = "neutral", device: str | None = None):
         """The body model for `gender` with the spec's regressors (built-in bodies have one gender)."""
-        return _load_body(self, "neutral" if self.builtin else gender, device)
+        return _load_body(self, self.fingerprint(), "neutral" if self.builtin else gender, device)
 
     def load_parts(self):
         """Dense parts, checked to fit the neutral body (vertex count, index range)."""
-        return _load_parts(self)
+        return _load_parts(self, self.fingerprint())
 
     def check_renderable(self) -> None:
         """Loads body and parts once and checks what rendering needs (parts that fit, 'spin24' keypoints);
@@ -128,7 +138,7 @@ class BodySpec:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_body(spec: BodySpec, gender: str, device: str | None):
+def _load_body(spec: BodySpec, fingerprint: tuple, gender: str, device: str | None):
     from pipeline.body.model import load_body_model
 
     return load_body_model(
@@ -137,7 +147,7 @@ def _load_body(spec: BodySpec, gender: str, device: str | None):
 
 
 @functools.lru_cache(maxsize=4)
-def _load_parts(spec: BodySpec):
+def _load_parts(spec: BodySpec, fingerprint: tuple):
     from pipeline.body.parts import check_parts_fit_body, load_dense_parts
 
     if not spec.builtin and not spec.dense_parts:
@@ -146,7 +156,7 @@ def _load_parts(spec: BodySpec):
             "UV_Processed.mat (params.yaml body.dense_parts or DANET_DENSE_PARTS)"
         )
     parts = load_dense_parts(spec.parts_source)
-    body = _load_body(spec, "neutral", None)
+    body = _load_body(spec, fingerprint, "neutral", None)
     check_parts_fit_body(parts, body.num_vertices, spec.model)
     return parts
 

@@ -29,8 +29,8 @@ def _device(device: str) -> torch.device:
 
 
 @functools.lru_cache(maxsize=4)
-def _renderer(body: BodySpec, device: str, backend: str) -> IUVRenderer:
-    """One renderer per worker process, per (body, device, backend); body models are cached by the spec."""
+def _renderer(body: BodySpec, fingerprint: tuple, device: str, backend: str) -> IUVRenderer:
+    """One renderer per worker process, per (body files as on disk, device, backend)."""
     return IUVRenderer(body.load_parts(), device=device, backend=backend)
 
 
@@ -61,7 +61,7 @@ def render_manifest_iuv(
     by_gender: dict[str, list[int]] = {}
     for i in with_smpl:
         by_gender.setdefault(_GENDERS.get(str(rows[i].get("gender", "n")), "neutral"), []).append(i)
-    renderer = _renderer(spec, str(torch_device), backend)
+    renderer = _renderer(spec, spec.fingerprint(), str(torch_device), backend)
     for gender, indices in sorted(by_gender.items()):
         model = spec.load_body(gender, str(torch_device))
         pose = torch.as_tensor(
