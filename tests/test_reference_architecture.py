@@ -143,3 +143,13 @@ def test_the_smpl_branch_reaches_u_v_but_not_the_index_through_the_hard_maps():
     assert model.iuv.heads.u.weight.grad.abs().sum() > 0  # not detached: U * H
     assert model.partial_heads.conv.weight.grad.abs().sum() > 0
     assert model.iuv.heads.index.weight.grad is None or model.iuv.heads.index.weight.grad.abs().sum() == 0
+
+
+def test_dropout_finds_the_background_in_the_uvi_layout():
+    from model.partdrop import foreground
+
+    index = torch.tensor([[[[5.0, -5.0]], [[-5.0, 5.0]]]])  # (1, 2, 1, 2): pixel 0 background, pixel 1 part
+    u = torch.full_like(index, 0.3)
+    maps = onehot_uvi_maps(index, u, u)  # [U(2) | V(2) | I(2)]: U of the background is 0.3 at pixel 0
+    assert foreground(maps, 1, "uvi").tolist() == [[[False, True]]]
+    assert foreground(maps, 1, "iuv").tolist() != [[[False, True]]]  # reading U as the background is wrong
