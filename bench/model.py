@@ -1,7 +1,10 @@
 """Benchmark the DaNet network: forward and forward+backward time per batch on CPU ("tiny", "paper"), and on
 CUDA when available inference images/s at batch 1 and 64 (fp32, bf16 autocast, optionally torch.compile) and
 training samples/s. Prints one JSON object. Ratios compare against the IUV estimator alone, measured in the
-same run (the share of time the RoI pooling, streams and refinement add).
+same run (the share of time the RoI pooling, streams and refinement add), and, for the paper preset (the
+authors' TPAMI architecture), against a plain ResNet-18 classifier at 224 timed in the same run: the paper
+reports 93 ms per image on a Titan Xp (AUTHORS_MS_PER_IMAGE), so the ratio carries that figure to this
+machine.
 
     python -m bench.model [--repeats 3] [--no-paper] [--compile] [--threads N]
 
@@ -18,9 +21,12 @@ import time
 
 import torch
 
+from model.backbones import ResNet
 from model.config import DaNetConfig, preset
 from model.danet import DaNet
 from model.losses import danet_losses
+
+AUTHORS_MS_PER_IMAGE = {"ms": 93.0, "gpu": "Titan Xp"}  # DaNet's reported inference time per image
 
 
 def _sync(device: torch.device) -> None:
@@ -68,9 +74,12 @@ def bench_config(name: str, device: torch.device, batches: dict[str, int], repea
     out.update(
         forward_batch=batches["forward"],
         forward_ms=round(fwd, 2),
+        forward_ms_per_image=round(fwd / batches["forward"], 2),
         iuv_estimator_forward_ms=round(iuv_only, 2),
         forward_vs_iuv_estimator=round(fwd / iuv_only, 2),
     )
+    if name == "paper":
+        out.update(baseline(fwd / batches["forward"], device, repeats))
     model.train()
     xt = torch.randn(batches["train"], 3, cfg.image_size, cfg.image_size, device=device)
     targets = fake_targets(cfg, batches["train"], device)
@@ -84,12 +93,29 @@ def bench_config(name: str, device: torch.device, batches: dict[str, int], repea
     return out
 
 
+def baseline(ms_per_image: float, device: torch.device, repeats: int, batch: int = 1) -> dict:
+    """A plain ResNet-18 classifier at 224 (batch 1), timed in the same run, and the paper preset's ratio to it,
+    next to the authors' reported time."""
+    net = ResNet(18, num_classes=1000).to(device).eval()
+    x = torch.randn(batch, 3, 224, 224, device=device)
+    with torch.no_grad():
+        ms = timed(lambda: net(x), device, repeats) / batch
+    return {
+        "resnet18_ms_per_image": round(ms, 2),
+        "paper_vs_resnet18": round(ms_per_image / ms, 2),
+        "authors_reported_ms_per_image": AUTHORS_MS_PER_IMAGE,
+    }
+
+
 def bench_cuda(repeats: int, compile_model: bool) -> dict:
     device = torch.device("cuda")
     cfg = preset("paper")
     torch.manual_seed(0)
     model = DaNet(cfg).to(device).eval()
-    res: dict = {"device_name": torch.cuda.get_device_name()}
+    res: dict = {
+        "device_name": torch.cuda.get_device_name(),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+    }
     runners = {"fp32": model}
     if compile_model:
         runners["compiled"] = torch.compile(model)
@@ -108,6 +134,7 @@ def bench_cuda(repeats: int, compile_model: bool) -> dict:
                 ms = timed(run, device, repeats * 5, warmup=3)
                 res[f"{label}_{dtype_name}_b{batch}_ms"] = round(ms, 3)
                 res[f"{label}_{dtype_name}_b{batch}_images_per_s"] = round(batch * 1e3 / ms, 1)
+    res.update(baseline(res["fp32_fp32_b1_ms"], device, repeats * 5))
     model.train()
     batch = 32
     x = torch.randn(batch, 3, 224, 224, device=device)

@@ -51,8 +51,20 @@ class IUVConfig:
     hrnet: HRNetConfig = field(default_factory=HRNetConfig)
     resnet: ResNetConfig = field(default_factory=lambda: ResNetConfig(depth=50))
     deconv_channels: int = 256  # simple-baseline deconvolution width
-    head_channels: int = 48  # width of the shared 3x3 conv in front of the 1x1 prediction heads
+    head_channels: int = 48  # width of the shared 3x3 conv in front of the 1x1 prediction heads ("neck")
     heatmap_beta: float = 10.0  # soft-argmax of softmax(beta * heatmap)
+    # "neck" (ours): a shared 3x3 conv + BN + ReLU of head_channels, then 1x1 heads; the RoIs pool the neck's
+    # features. "direct" (the authors'): 3x3 convs straight on the backbone features for I, U, V and the
+    # coarse index, the joint heatmaps from 3 bottleneck blocks + a 3x3 conv; the RoIs pool the backbone's
+    # features. The neck is what the demo's estimator was trained with.
+    head: Literal["neck", "direct"] = "neck"
+    # "shared" (ours): one IUVHeads module shared by all joints (a channel of the simplified 7-channel maps
+    # means a different part for different joints). "grouped" (the authors'): one 3x3 conv per joint
+    # (groups = 24) over the 24 RoI crops stacked along channels, each joint's output [U | V | I] x 7.
+    partial_head: Literal["shared", "grouped"] = "shared"
+    # Pixel coordinates of the soft-argmax: "centers" ((i + 0.5) / W * 2 - 1, align_corners=False, ours) or
+    # "index" (i / W * 2 - 1, the authors', read with align_corners=True sampling: RoIConfig.align_corners).
+    heatmap_grid: Literal["centers", "index"] = "centers"
 
 
 @dataclass
@@ -73,6 +85,20 @@ class RoIConfig:
     jitter_scale: float = 0.1  # training-time relative scale jitter
     simplified: bool = True  # 6 parts + background per joint (21 channels) or all 24 parts (75 channels)
     detach_centers: bool = True  # RoI placement does not back-propagate into the heatmaps
+    # Bone length of a joint: the longer of its bones to the parent and "all" children (ours) or to the parent
+    # and "one" designated child (the authors' table, model.roi.REFERENCE_CHILD; e.g. spine3 -> neck only).
+    bone_children: Literal["all", "one"] = "all"
+    # Hidden-joint fallback (the authors'): a non-root joint whose parts' hard-index score at its centre is
+    # below hidden_score gets hidden_box x half the joint box as its scale; 0 turns it off (ours).
+    hidden_score: float = 0.0
+    hidden_box: float = 0.8
+    # "relative" (ours): centre +- jitter_position x scale, scale x (1 +- jitter_scale), uniform.
+    # "reference" (the authors'): centre + jitter_position x (u - 0.5) in map units, scale x (1 +
+    # jitter_scale x (u - 0.5)) applied before and again after the hidden-joint fallback.
+    jitter_mode: Literal["relative", "reference"] = "relative"
+    # Sampling convention of the RoI crops (affine_grid / grid_sample): False (ours) or True (the authors',
+    # PyTorch 1.1's only behaviour).
+    align_corners: bool = False
     # In training, centre the RoIs on the ground-truth 2D joints (targets["joints2d_smpl"]) where visible,
     # instead of the predicted ones; evaluation always uses the predictions.
     gt_centers_in_training: bool = False
@@ -88,6 +114,15 @@ class StreamConfig:
     # Channels the 1x1 adapter maps the IUV maps to before each ResNet: 3 keeps torchvision's stem, so
     # ImageNet weights load; a network trained from scratch can keep more of the part information.
     adapter_channels: int = 3
+    # "adapter" (ours): a linear 1x1 conv (with bias) to adapter_channels in front of the ResNet's own stem.
+    # "conv_bn_relu" (the authors'): 1x1 conv (no bias) -> stem_channels + BN + ReLU, the ResNet's conv1
+    # then reads stem_channels.
+    stem: Literal["adapter", "conv_bn_relu"] = "adapter"
+    stem_channels: int = 64
+    # What the streams read: "softmax" (ours): [P | U*P | V*P] with P the softmax of the index logits and
+    # zero background U/V; "onehot" (the authors'): [U*H | V*H | H] with H the hard one-hot of the argmax
+    # (background U/V kept under H's background channel). Gradients reach U/V only through U*H, V*H.
+    maps: Literal["softmax", "onehot"] = "softmax"
 
 
 @dataclass
@@ -97,6 +132,13 @@ class RefineConfig:
     variant: Literal["none", "direct", "position_implicit", "position_aided"] = "position_aided"
     learnable_edges: bool = True
     hidden: tuple[int, ...] = (256, 256)  # refinement graph: C -> hidden... -> C
+    # Options where the authors' graphs differ from ours (ours first):
+    norm: Literal["row", "symmetric"] = "row"  # refinement graph: D^-1 A or D^-1/2 A D^-1/2
+    batchnorm: Literal["channels", "joints"] = "channels"  # BatchNorm1d over C or over the 24 joints
+    shared_mask: bool = False  # one learnable edge mask for all refinement layers instead of one per layer
+    last_norm_act: bool = False  # BatchNorm + ReLU after the refinement graph's last layer too
+    rot_to_pos_self_loop: bool = True  # rotation->position reads the joint's own rotation (authors: no)
+    neck_shoulder_edges: bool = False  # refinement edges 12-16 and 12-17 (neck - shoulders), the authors'
 
 
 @dataclass
@@ -164,8 +206,35 @@ class DaNetConfig:
 
 
 def paper_config() -> DaNetConfig:
-    """The published setting: HRNet-W48 IUV estimator, ResNet-18 streams, 224 input, 56x56 IUV."""
-    return DaNetConfig()
+    """The authors' TPAMI network (HongwenZhang/DaNet-3DHumanReconstruction, configs/danet_h36m_itw.yaml):
+    HRNet-W48 IUV estimator with 3x3 heads on its features, grouped 56x56 partial heads, the reference RoI
+    rule with the hidden-joint fallback, ResNet-18 streams behind a 1x1 conv + BN + ReLU stem fed hard
+    one-hot [U | V | I] maps (not detached), and their refinement graphs. docs/reference.md lists every
+    component next to ours."""
+    return DaNetConfig(
+        iuv=IUVConfig(head="direct", partial_head="grouped", heatmap_grid="index"),
+        roi=RoIConfig(
+            size=56,
+            bone_children="one",
+            hidden_score=0.5,
+            min_scale=0.0,
+            jitter_mode="reference",
+            jitter_position=0.1,
+            jitter_scale=0.2,
+            align_corners=True,
+        ),
+        streams=StreamConfig(stem="conv_bn_relu", maps="onehot"),
+        refine=RefineConfig(
+            hidden=(256, 256),
+            norm="symmetric",
+            batchnorm="joints",
+            shared_mask=True,
+            last_norm_act=True,
+            rot_to_pos_self_loop=False,
+            neck_shoulder_edges=True,
+        ),
+        detach_maps=False,
+    )
 
 
 def tiny_config() -> DaNetConfig:

@@ -5,7 +5,8 @@ forward(image (B, 3, S, S), targets=None) -> dict:
   heatmaps (B, 24, ..); joints2d (B, 24, 2) in [-1, 1];
   roi_centers (B, 24, 2), roi_scales (B, 24); partial_index_logits, partial_u, partial_v (B, 24, K, r, r)
   with K = 7 (simplified) or 25; global_maps (B, 75, ..), partial_maps (B, 24, 3K, r, r) (the streams' inputs,
-  after PartDrop in training); cam (B, 3) (s, tx, ty); betas (B, 10);
+  after PartDrop in training; [I | U | V] softmax maps, or [U | V | I] hard one-hot maps with
+  streams.maps = "onehot"); cam (B, 3) (s, tx, ty); betas (B, 10);
   rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of
   (B, 24, 3) pelvis-relative joint positions from Y and Y^ ("position_aided" only);
   gt_partial (B, 24, 3K, r, r) when targets carry "iuv" (cut at the same RoIs);
@@ -23,7 +24,7 @@ from torch import nn
 
 from model.camera import project
 from model.config import DaNetConfig
-from model.iuv import NUM_I, IUVEstimator, IUVHeads, iuv_maps
+from model.iuv import NUM_I, GroupedPartialHead, IUVEstimator, IUVHeads, iuv_maps, onehot_uvi_maps
 from model.partdrop import MapDrop
 from model.refine import AggregatedRefinement
 from model.roi import JointRoI
@@ -60,6 +61,12 @@ def load_mean_params(path: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def iuv_to_uvi(maps: torch.Tensor, dim: int) -> torch.Tensor:
+    """Reorder one-hot maps [I | U | V] -> [U | V | I] along `dim` (3K channels)."""
+    i, u, v = maps.chunk(3, dim=dim)
+    return torch.cat([u, v, i], dim=dim)
+
+
 class DaNet(nn.Module):
     """The full network; `cfg.refine.variant == "none"` gives D-Net, `cfg.decompose = False` the global-only
     baseline. See the module doc for outputs."""
@@ -71,15 +78,20 @@ class DaNet(nn.Module):
         self.roi = JointRoI(cfg.roi)
         parts = 1 + len(PARTIAL_PART_SUBSETS[0]) if cfg.roi.simplified else NUM_I
         self.partial_parts = parts
-        self.partial_heads = IUVHeads(self.iuv.out_channels, cfg.iuv.head_channels, parts)
-        self.drop = MapDrop(cfg.drop.kind, cfg.drop.rate, cfg.drop.block_size, cfg.roi.simplified)
-        adapter = cfg.streams.adapter_channels
+        if cfg.iuv.partial_head == "grouped":
+            self.partial_heads: nn.Module = GroupedPartialHead(self.iuv.out_channels, parts)
+        else:
+            self.partial_heads = IUVHeads(self.iuv.out_channels, cfg.iuv.head_channels, parts)
+        layout = "uvi" if cfg.streams.maps == "onehot" else "iuv"
+        self.drop = MapDrop(cfg.drop.kind, cfg.drop.rate, cfg.drop.block_size, cfg.roi.simplified, layout)
+        st = cfg.streams
+        stem = {"adapter_channels": st.adapter_channels, "stem": st.stem, "stem_channels": st.stem_channels}
         self.rot_dim = 6 if cfg.rotation == "6d" else 9
         outputs = 3 + NUM_BETAS + (0 if cfg.decompose else NUM_JOINTS * self.rot_dim)
-        self.global_stream = GlobalStream(cfg.streams.global_resnet, 3 * NUM_I, outputs, adapter)
+        self.global_stream = GlobalStream(st.global_resnet, 3 * NUM_I, outputs, **stem)
         if cfg.decompose:
-            c = cfg.streams.rotation_features
-            self.local_streams = LocalStreams(cfg.streams.local_resnet, 3 * parts, NUM_JOINTS, c, adapter)
+            c = st.rotation_features
+            self.local_streams = LocalStreams(st.local_resnet, 3 * parts, NUM_JOINTS, c, **stem)
             self.refine = AggregatedRefinement(cfg.refine, c, self.rot_dim)
         mean = load_mean_params(cfg.mean_params) if cfg.mean_params else default_mean_params()
         mean_rot = matrix_to_rot6d(mean["pose"]) if self.rot_dim == 6 else mean["pose"].reshape(NUM_JOINTS, 9)
@@ -114,14 +126,17 @@ class DaNet(nn.Module):
     def stream_inputs(
         self, out: dict, targets: dict | None = None, ground_truth: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the one-hot layout, after the drop.
+        """Global (B, 75, H, W) and partial (B, 24, 3K, r, r) maps in the streams' layout, after the drop:
+        softmax [I | U | V] (streams.maps = "softmax") or hard one-hot [U | V | I] ("onehot").
 
         With cfg.gt_maps_in_training (training only) or `ground_truth`, samples that carry ground-truth IUV
         use it instead."""
         keys = ("index_logits", "u", "v", "partial_index_logits", "partial_u", "partial_v")
         maps = {k: out[k].detach() if self.cfg.detach_maps else out[k] for k in keys}
-        global_maps = iuv_maps(maps["index_logits"], maps["u"], maps["v"])
-        partial_maps = iuv_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
+        onehot = self.cfg.streams.maps == "onehot"
+        to_maps = onehot_uvi_maps if onehot else iuv_maps
+        global_maps = to_maps(maps["index_logits"], maps["u"], maps["v"])
+        partial_maps = to_maps(maps["partial_index_logits"], maps["partial_u"], maps["partial_v"], dim=2)
         use_gt = ground_truth or (self.training and self.cfg.gt_maps_in_training)
         if use_gt and targets is not None and "gt_partial" in out:
             has_iuv = targets.get("has_iuv")
@@ -129,10 +144,11 @@ class DaNet(nn.Module):
             if has_iuv is not None:
                 use = torch.as_tensor(has_iuv, device=global_maps.device).bool().reshape(-1)
             gt_global = targets["iuv"].to(global_maps.dtype)
+            gt_partial = out["gt_partial"].to(partial_maps.dtype)
+            if onehot:  # the ground truth is [I | U | V]
+                gt_global, gt_partial = iuv_to_uvi(gt_global, 1), iuv_to_uvi(gt_partial, 2)
             global_maps = torch.where(use[:, None, None, None], gt_global, global_maps)
-            partial_maps = torch.where(
-                use[:, None, None, None, None], out["gt_partial"].to(partial_maps.dtype), partial_maps
-            )
+            partial_maps = torch.where(use[:, None, None, None, None], gt_partial, partial_maps)
         return self.drop(global_maps, partial_maps)
 
     def geometry(self, out: dict) -> dict[str, torch.Tensor]:
@@ -167,14 +183,20 @@ class DaNet(nn.Module):
         out["roi_centers"], out["roi_scales"] = centers, scales
 
         # Joint-centric RoI pooling of the IUV features, then per-joint partial IUV estimation.
-        pooled = crop_rois(out["features"], centers, scales, cfg.roi.size)  # (B, J, Cf, r, r)
-        ph = self.partial_heads(pooled.flatten(0, 1))
-        for key in ("index_logits", "u", "v"):
-            out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
+        align = cfg.roi.align_corners
+        pooled = crop_rois(
+            out["features"], centers, scales, cfg.roi.size, align_corners=align
+        )  # (B,J,Cf,r,r)
+        if cfg.iuv.partial_head == "grouped":
+            out.update({f"partial_{k}": v for k, v in self.partial_heads(pooled).items()})
+        else:
+            ph = self.partial_heads(pooled.flatten(0, 1))
+            for key in ("index_logits", "u", "v"):
+                out[f"partial_{key}"] = ph[key].reshape(b, NUM_JOINTS, *ph[key].shape[1:])
         if targets is not None and "iuv" in targets:
             gt = targets["iuv"].to(image.dtype)
             out["gt_partial"] = gt_partial_iuv(
-                gt, centers.detach(), scales.detach(), cfg.roi.size, cfg.roi.simplified
+                gt, centers.detach(), scales.detach(), cfg.roi.size, cfg.roi.simplified, align
             )
         if iuv_only:
             return out

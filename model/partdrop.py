@@ -52,24 +52,28 @@ def drop_parts_partial(
     return partial * scale.to(partial.dtype)[..., None, None]
 
 
-def foreground(maps: torch.Tensor, channel_dim: int) -> torch.Tensor:
-    """Boolean foreground of IUV maps: background probability (first I channel) below 0.5."""
-    return maps.select(channel_dim, 0) < 0.5
+def foreground(maps: torch.Tensor, channel_dim: int, layout: str = "iuv") -> torch.Tensor:
+    """Boolean foreground of IUV maps: background probability (first I channel) below 0.5. The I block is
+    the first third of the channels in the "iuv" layout [I | U | V], the last in "uvi" [U | V | I]."""
+    first = 0 if layout == "iuv" else 2 * (maps.shape[channel_dim] // 3)
+    return maps.select(channel_dim, first) < 0.5
 
 
-def drop_pixels(maps: torch.Tensor, rate: float, channel_dim: int, generator=None) -> torch.Tensor:
+def drop_pixels(
+    maps: torch.Tensor, rate: float, channel_dim: int, generator=None, layout: str = "iuv"
+) -> torch.Tensor:
     """Dropout of whole pixels (all channels), each foreground pixel dropped with probability `rate`."""
-    fg = foreground(maps, channel_dim)
+    fg = foreground(maps, channel_dim, layout)
     drop = (torch.rand(fg.shape, device=maps.device, generator=generator) < rate) & fg
     return maps * (~drop).unsqueeze(channel_dim).to(maps.dtype)
 
 
 def drop_blocks(
-    maps: torch.Tensor, rate: float, block: int, channel_dim: int, generator=None
+    maps: torch.Tensor, rate: float, block: int, channel_dim: int, generator=None, layout: str = "iuv"
 ) -> torch.Tensor:
     """DropBlock: square blocks of side `block` seeded at foreground pixels with probability rate / block^2,
     so about `rate` of the foreground is removed; only foreground pixels inside blocks are zeroed."""
-    fg = foreground(maps, channel_dim)
+    fg = foreground(maps, channel_dim, layout)
     seeds = (torch.rand(fg.shape, device=maps.device, generator=generator) < rate / block**2) & fg
     flat = seeds.reshape(-1, 1, *fg.shape[-2:]).float()
     blocks = F.max_pool2d(flat, block, stride=1, padding=block // 2)[..., : fg.shape[-2], : fg.shape[-1]]
@@ -81,13 +85,17 @@ class MapDrop(nn.Module):
     """One of "none", "partdrop", "dropout", "dropblock" applied to (global (B,75,H,W), partial (B,J,3K,h,w)).
 
     forward returns the two maps (and, for PartDrop, stores the sampled keep mask (B, 25) in `last_keep`).
+    `layout` is the maps' channel order: "iuv" [I | U | V] (ours) or "uvi" [U | V | I] (the authors'); PartDrop
+    scales the three blocks alike, so only Dropout / DropBlock need it (to find the background channel).
     """
 
-    def __init__(self, kind: str, rate: float, block_size: int = 7, simplified: bool = True):
+    def __init__(
+        self, kind: str, rate: float, block_size: int = 7, simplified: bool = True, layout: str = "iuv"
+    ):
         super().__init__()
         if kind not in ("none", "partdrop", "dropout", "dropblock"):
             raise ValueError(f"unknown drop kind {kind!r}")
-        self.kind, self.rate, self.block_size = kind, rate, block_size
+        self.kind, self.rate, self.block_size, self.layout = kind, rate, block_size, layout
         self.subsets = PARTIAL_PART_SUBSETS if simplified else None
         self.last_keep: torch.Tensor | None = None
 
@@ -102,9 +110,12 @@ class MapDrop(nn.Module):
             self.last_keep = keep
             return drop_parts_global(global_maps, keep), drop_parts_partial(partial, keep, self.subsets)
         if self.kind == "dropout":
-            return drop_pixels(global_maps, self.rate, 1), drop_pixels(partial, self.rate, 2)
+            return (
+                drop_pixels(global_maps, self.rate, 1, layout=self.layout),
+                drop_pixels(partial, self.rate, 2, layout=self.layout),
+            )
         small = max(1, round(self.block_size * partial.shape[-1] / global_maps.shape[-1]))
         return (
-            drop_blocks(global_maps, self.rate, self.block_size, 1),
-            drop_blocks(partial, self.rate, small, 2),
+            drop_blocks(global_maps, self.rate, self.block_size, 1, layout=self.layout),
+            drop_blocks(partial, self.rate, small, 2, layout=self.layout),
         )

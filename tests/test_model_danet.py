@@ -40,9 +40,10 @@ def test_paper_output_shapes_on_meta_device():
         out = model(torch.empty(1, 3, 224, 224))
     assert out["features"].shape == (1, 48, 56, 56)
     assert out["index_logits"].shape == (1, 25, 56, 56) and out["heatmaps"].shape == (1, 24, 56, 56)
-    assert out["partial_maps"].shape == (1, 24, 21, 32, 32)
+    assert out["partial_maps"].shape == (1, 24, 21, 56, 56)  # the authors' partial maps are 56x56
     assert out["rotmats"].shape == (1, 24, 3, 3) and out["betas"].shape == (1, 10)
     assert model.local_streams.layer4[0].conv1.groups == 24
+    assert model.partial_heads.conv.groups == 24 and model.partial_heads.conv.weight.shape == (504, 48, 3, 3)
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ def crop_rois(
     scales: torch.Tensor,
     size: int | tuple[int, int],
     mode="bilinear",
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Crop one RoI per joint from each map (zero outside the map).
 
@@ -55,6 +56,7 @@ def crop_rois(
         centers: (B, J, 2) in [-1, 1]; scales: (B, J).
         size: output side h (= w) or (h, w).
         mode: "bilinear" for features/predictions, "nearest" for labels (one-hot maps stay one-hot).
+        align_corners: the sampling convention (True: PyTorch 1.1's, which DaNet's reference code used).
     Returns:
         (B, J, C, h, w).
     """
@@ -62,11 +64,13 @@ def crop_rois(
     j = centers.shape[1]
     h, w = (size, size) if isinstance(size, int) else size
     theta = roi_thetas(centers, scales).reshape(b * j, 2, 3).to(maps.dtype)
-    grid = F.affine_grid(theta, [b * j, c, h, w], align_corners=False)
+    grid = F.affine_grid(theta, [b * j, c, h, w], align_corners=align_corners)
     # The J grids of a sample are stacked along the output height, so each map is read in place: repeating
     # the map per joint would copy B*J*C*H*W values (tens of MB per batch) and sum them again in backward.
     grid = grid.reshape(b, j * h, w, 2)
-    out = F.grid_sample(maps, grid, mode=mode, padding_mode="zeros", align_corners=False)  # (B, C, J*h, w)
+    out = F.grid_sample(
+        maps, grid, mode=mode, padding_mode="zeros", align_corners=align_corners
+    )  # (B,C,J*h,w)
     return out.reshape(b, c, j, h, w).transpose(1, 2)
 
 
@@ -123,6 +127,7 @@ def partial_iuv(
     simplified: bool = True,
     mode: str = "bilinear",
     subsets: Sequence[Sequence[int]] = PARTIAL_PART_SUBSETS,
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Partial IUV maps of every joint from global one-hot-layout maps.
 
@@ -134,7 +139,7 @@ def partial_iuv(
     Returns:
         (B, J, 21 or 75, size, size).
     """
-    crops = crop_rois(maps, centers, scales, size, mode=mode)
+    crops = crop_rois(maps, centers, scales, size, mode=mode, align_corners=align_corners)
     if not simplified:
         # Outside the image every channel is zero; make that background so the I channels stay a distribution.
         outside = (1.0 - crops[:, :, : NUM_PARTS + 1].sum(2)).clamp(0.0, 1.0)
@@ -144,10 +149,17 @@ def partial_iuv(
 
 
 def gt_partial_iuv(
-    gt_maps: torch.Tensor, centers: torch.Tensor, scales: torch.Tensor, size: int, simplified: bool = True
+    gt_maps: torch.Tensor,
+    centers: torch.Tensor,
+    scales: torch.Tensor,
+    size: int,
+    simplified: bool = True,
+    align_corners: bool = False,
 ) -> torch.Tensor:
     """Ground-truth partial maps cut from ground-truth global one-hot maps (nearest sampling keeps labels)."""
-    return partial_iuv(gt_maps, centers, scales, size, simplified, mode="nearest")
+    return partial_iuv(
+        gt_maps, centers, scales, size, simplified, mode="nearest", align_corners=align_corners
+    )
 
 
 def partial_index_labels(partial: torch.Tensor) -> torch.Tensor:
