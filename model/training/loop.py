@@ -187,7 +187,7 @@ class Trainer:
         with autocast:
             pred = self.model(image, targets, iuv_only=iuv_phase)
             if iuv_phase:
-                terms = inter_losses(pred, targets, self.net_cfg.loss.index_foreground_weight)
+                terms = inter_losses(pred, targets, self.net_cfg.loss)
             else:
                 terms = danet_losses(pred, targets, self.net_cfg, self.body)
             total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
