@@ -60,6 +60,10 @@ SOURCES: dict[str, Source] = {
 }
 
 
+# The layout a file of each backbone kind is taken to have until its keys are read (an absent file's message).
+DEFAULT_LAYOUT = {"hrnet": "hrnet_official", "resnet": "resnet_torchvision"}
+
+
 class PretrainedMissing(FileNotFoundError):
     """A pretrained file named in the config is not there (strict mode)."""
 
@@ -110,7 +114,7 @@ def load_pretrained(
     if kind is None:
         raise TypeError(f"pretrained {target}: {type(module).__name__} is neither an HRNet nor a ResNet")
     if not Path(path).is_file():
-        message = absent_message(path, layout if layout != "auto" else f"{kind}_{_default[kind]}", target)
+        message = absent_message(path, layout if layout != "auto" else DEFAULT_LAYOUT[kind], target)
         if strict:
             raise PretrainedMissing(message)
         log.warning(message)
@@ -128,6 +132,3 @@ def load_pretrained(
     dropped = load_backbone_weights(module, state, drop, source=str(path), keep_own=keep_own)
     log.info("pretrained %s: loaded %s (%s), %d keys dropped", target, path, layout, len(dropped))
     return dropped
-
-
-_default = {"hrnet": "official", "resnet": "torchvision"}
