@@ -101,7 +101,7 @@ def dropped_prefixes(module: nn.Module, layout: str) -> tuple[tuple[str, ...], t
 def absent_message(path: str | Path, layout: str, target: str) -> str:
     """One line: which file is missing, what it is, where to get it, what happens instead."""
     src = SOURCES[layout]
-    return f"pretrained {target}: {path} not found ({src.what}; get it from {src.where}); {target} starts at random"
+    return f"pretrained weights for {target}: {path} not found ({src.what}; get it from {src.where}); random start"
 
 
 def load_pretrained(
