@@ -118,11 +118,11 @@ class LossConfig:
     kp2d: float = DEFAULT_LOSS_WEIGHTS["kp2d"]
     kp3d: float = DEFAULT_LOSS_WEIGHTS["kp3d"]
     refine_position: float = DEFAULT_LOSS_WEIGHTS["refine_position"]
-    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps (index CE + UV L1)
+    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps' terms: roi x part_index, roi x uv
     coarse_index: float = DEFAULT_LOSS_WEIGHTS["coarse_index"]
     part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
     uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
-    joints2d: float = 1.0  # soft-argmax joint positions (RoI centres), L1 in normalised coordinates
+    joints2d: float = 1.0  # soft-argmax joint positions (RoI centres) in [-1, 1], see joints2d_form
     index_foreground_weight: float = 1.0  # part pixels vs background in the index cross-entropies (1 = mean)
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
     orthogonality: float = 0.1  # only used with rotation="matrix"
