@@ -121,6 +121,8 @@ def inter_losses(pred: dict, targets: dict, loss) -> dict[str, torch.Tensor]:
     """L_inter: global IUV (index CE, coarse CE, U/V), partial IUV, and the soft-argmax joints (RoI centres).
 
     `loss`: the LossConfig (index_foreground_weight, uv_form, joints2d_form)."""
+    if isinstance(loss, int | float):
+        raise TypeError("inter_losses takes the LossConfig (cfg.loss), not a bare foreground weight")
     out: dict[str, torch.Tensor] = {}
     b = pred["index_logits"].shape[0]
     dev = pred["index_logits"].device
