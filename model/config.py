@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS
+from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
 
 
 @dataclass
@@ -152,18 +152,19 @@ class PartDropConfig:
 
 @dataclass
 class LossConfig:
-    """Loss weights. Names from DEFAULT_LOSS_WEIGHTS keep their reference values; the others are ours."""
+    """Loss weights and forms. The defaults are this project's own losses (the tiny preset, the demo);
+    `reference_loss_config()` gives the authors' trainer's (the paper preset; docs/reference-losses.md)."""
 
     pose: float = DEFAULT_LOSS_WEIGHTS["pose"]
     betas: float = DEFAULT_LOSS_WEIGHTS["betas"]
     kp2d: float = DEFAULT_LOSS_WEIGHTS["kp2d"]
     kp3d: float = DEFAULT_LOSS_WEIGHTS["kp3d"]
     refine_position: float = DEFAULT_LOSS_WEIGHTS["refine_position"]
-    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps (index CE + UV L1)
+    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps' terms: roi x part_index, roi x uv
     coarse_index: float = DEFAULT_LOSS_WEIGHTS["coarse_index"]
     part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
     uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
-    joints2d: float = 1.0  # soft-argmax joint positions (RoI centres), L1 in normalised coordinates
+    joints2d: float = 1.0  # soft-argmax joint positions (RoI centres) in [-1, 1], see joints2d_form
     index_foreground_weight: float = 1.0  # part pixels vs background in the index cross-entropies (1 = mean)
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
     orthogonality: float = 0.1  # only used with rotation="matrix"
@@ -172,8 +173,39 @@ class LossConfig:
     # skeleton turned back by its own root rotation, so a wrong global orientation does not push the joint
     # rotations to make up for it; the root is still learnt from the pose and 2D keypoint losses).
     kp3d_frame: Literal["camera", "body"] = "camera"
+    # How each term is reduced; the first choice is ours (kept for the tiny preset, not measured against the
+    # authors' form), the second the authors'. uv_form: "l1_mean" = U+V L1 averaged over each sample's
+    # foreground pixels, then over the samples with maps; "smooth_l1_sum" = smooth-L1 summed over every pixel's
+    # labelled channel (background channel included, target 0) / batch size (partial maps: also / 24 joints).
+    uv_form: Literal["l1_mean", "smooth_l1_sum"] = "l1_mean"
+    # joints2d_form: "l1_mean" = L1 averaged over visible joints; "smooth_l1_sum" = visibility-weighted
+    # smooth-L1 summed over joints and x, y / batch size.
+    joints2d_form: Literal["l1_mean", "smooth_l1_sum"] = "l1_mean"
+    # refine_position_form: "mse_mean" = squared distance averaged over joints and over the Y, Y^ stages;
+    # "l1_sum" = L1 summed over joints and x, y, z, per stage, stages added (5 cm off along one axis at every
+    # joint: 0.0025 against 1.2 per stage, ~500x). refine_position_frame: "pelvis" = ground-truth joints minus the pelvis; "model" = the joints of the
+    # body posed without translation, as the authors regress them.
+    refine_position_form: Literal["mse_mean", "l1_sum"] = "mse_mean"
+    refine_position_frame: Literal["pelvis", "model"] = "pelvis"
+    # keypoint_mean: "visible" = confidence-weighted mean over the visible joints of each sample, then over the
+    # samples with any; "all_entries" = confidence times squared error averaged over every entry: 3D over the
+    # samples with 3D labels x 24 joints x 3, 2D over all samples x SPIN's 49 rows x 2 (25 OpenPose rows at 0).
+    keypoint_mean: Literal["visible", "all_entries"] = "visible"
+    cam_positive: float = 0.0  # weight of mean(exp(-10 s)^2), the authors' push towards a positive scale s
     focal_length: float = 5000.0
     image_size: float = 224.0  # the crop the weak-perspective camera refers to
+
+
+def reference_loss_config() -> LossConfig:
+    """The losses of the authors' trainer: REFERENCE_LOSS_WEIGHTS and their reductions."""
+    return LossConfig(
+        **REFERENCE_LOSS_WEIGHTS,
+        uv_form="smooth_l1_sum",
+        joints2d_form="smooth_l1_sum",
+        refine_position_form="l1_sum",
+        refine_position_frame="model",
+        keypoint_mean="all_entries",
+    )
 
 
 @dataclass
@@ -210,7 +242,7 @@ def paper_config() -> DaNetConfig:
     HRNet-W48 IUV estimator with 3x3 heads on its features, grouped 56x56 partial heads, the reference RoI
     rule with the hidden-joint fallback, ResNet-18 streams behind a 1x1 conv + BN + ReLU stem fed hard
     one-hot [U | V | I] maps (not detached), and their refinement graphs. docs/reference.md lists every
-    component next to ours."""
+    component next to ours; their losses and weights: docs/reference-losses.md."""
     return DaNetConfig(
         iuv=IUVConfig(head="direct", partial_head="grouped", heatmap_grid="index"),
         roi=RoIConfig(
@@ -234,6 +266,7 @@ def paper_config() -> DaNetConfig:
             neck_shoulder_edges=True,
         ),
         detach_maps=False,
+        loss=reference_loss_config(),  # the authors' trainer (docs/reference-losses.md)
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 from collections.abc import Iterable
 
 import torch
@@ -24,7 +25,10 @@ class WeightKeyError(KeyError):
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a state dict from `path`, unwrapping the usual {"state_dict": ...} / {"model": ...} containers."""
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # weights_only: a file from outside is data; anything but tensors and containers is refused
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
+        raise WeightKeyError(f"{path}: not a weights-only torch file ({type(err).__name__}: {err})") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(obj, dict) and wrapper in obj and isinstance(obj[wrapper], dict):
             obj = obj[wrapper]
@@ -38,18 +42,22 @@ def load_backbone_weights(
     state: dict[str, torch.Tensor] | str | os.PathLike[str],
     ignore_prefixes: Iterable[str] = (),
     source: str = "state dict",
+    keep_own: Iterable[str] = (),
 ) -> list[str]:
     """Strictly load `state` into `module`; returns the keys skipped as starting with `ignore_prefixes`.
+    The module's own keys starting with `keep_own` are not read from the file and keep their values.
 
     Raises WeightKeyError listing every missing and unexpected key, and every shape mismatch.
     """
     if not isinstance(state, dict):
         source = str(state)
         state = read_state_dict(state)
-    prefixes = tuple(ignore_prefixes)
+    prefixes, fresh = tuple(ignore_prefixes), tuple(keep_own)
     skipped = sorted(k for k in state if prefixes and k.startswith(prefixes))
     kept = {k: v for k, v in state.items() if not (prefixes and k.startswith(prefixes))}
     own = module.state_dict()
+    if fresh:
+        kept.update({k: v for k, v in own.items() if k.startswith(fresh)})
     missing = sorted(set(own) - set(kept))
     unexpected = sorted(set(kept) - set(own))
     shapes = sorted(

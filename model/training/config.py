@@ -63,12 +63,24 @@ class RunConfig:
 
 
 @dataclass
+class PretrainedConfig:
+    """Published backbone weights to start from (model.backbones.pretrained), loaded before `checkpoint`.
+    A file that is not there is reported in one line (which file, where to get it) and skipped."""
+
+    hrnet: str | None = None  # HRNet-W48 for the IUV estimator: official pose_hrnet or timm layout
+    hrnet_layout: Literal["auto", "hrnet_official", "hrnet_timm"] = "auto"  # auto: read off the file's keys
+    resnet18: str | None = None  # torchvision ResNet-18 for every ResNet-18 of the streams
+    strict: bool = False  # a missing file is an error instead
+
+
+@dataclass
 class InitConfig:
     """Start named top-level modules of DaNet from a checkpoint (the paper's IUV estimator starts pretrained)."""
 
     checkpoint: str | None = None  # a stages.train checkpoint (model.pt / last.pt) or a bare state dict
     modules: list[str] = field(default_factory=lambda: ["iuv", "partial_heads"])
     freeze: bool = False  # keep those modules fixed: no gradient, BatchNorm statistics as loaded
+    pretrained: PretrainedConfig = field(default_factory=PretrainedConfig)
 
 
 @dataclass

@@ -9,12 +9,17 @@ and BatchNorm statistics as loaded.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from model.backbones import HRNet, ResNet
+from model.backbones.pretrained import load_pretrained
 from model.training.checkpoint import load_checkpoint, read_torch_file, save_checkpoint
+
+log = logging.getLogger(__name__)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -68,6 +73,34 @@ def load_module_weights(network: nn.Module, path: str | Path, modules: list[str]
                     f"{tuple(expected[key].shape)} (was it trained with another model config?)"
                 )
         module.load_state_dict(own, strict=True)
+
+
+def load_pretrained_backbones(network: nn.Module, cfg) -> dict[str, list[str] | None]:
+    """Loads `cfg.hrnet` (a PretrainedConfig) into every HRNet of `network` and `cfg.resnet18` into every
+    ResNet-18. A file that is not there: one warning line, those modules keep their random initialisation
+    (an error with cfg.strict). Returns {module path: keys of the file it dropped}."""
+    wanted = []
+    if cfg.hrnet:
+        wanted.append((cfg.hrnet, cfg.hrnet_layout, (HRNet,), "HRNet"))
+    if cfg.resnet18:
+        wanted.append((cfg.resnet18, "resnet_torchvision", (ResNet,), "ResNet-18"))
+    loaded: dict[str, list[str] | None] = {}
+    for path, layout, kinds, kind in wanted:
+        targets = [
+            (name, m)
+            for name, m in network.named_modules()
+            if isinstance(m, kinds) and getattr(m, "depth", 18) == 18
+        ]
+        if not targets:
+            log.warning("model.init.pretrained: %s unused, the network has no %s backbone", path, kind)
+            continue
+        names = ", ".join(name for name, _ in targets)
+        if not Path(path).is_file():  # one line for all the modules it would have started
+            load_pretrained(targets[0][1], path, layout, cfg.strict, target=names)
+            continue
+        for name, module in targets:
+            loaded[name] = load_pretrained(module, path, layout, strict=True, target=name)
+    return loaded
 
 
 def freeze_modules(network: nn.Module, modules: list[str]) -> None:

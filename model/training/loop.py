@@ -26,7 +26,12 @@ from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
-from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
+from model.training.init import (
+    freeze_modules,
+    keep_frozen_in_eval,
+    load_module_weights,
+    load_pretrained_backbones,
+)
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
 from pipeline.loader import Source, make_dataset, make_loader
@@ -120,6 +125,7 @@ class Trainer:
         self.net_cfg = cfg.danet_config()
         self.network = DaNet(self.net_cfg, self.body)
         init = cfg.model.init
+        load_pretrained_backbones(self.network, init.pretrained)
         if init.checkpoint:
             load_module_weights(self.network, init.checkpoint, init.modules)
         self.frozen = cfg.model.frozen_modules
@@ -187,7 +193,7 @@ class Trainer:
         with autocast:
             pred = self.model(image, targets, iuv_only=iuv_phase)
             if iuv_phase:
-                terms = inter_losses(pred, targets, self.net_cfg.loss.index_foreground_weight)
+                terms = inter_losses(pred, targets, self.net_cfg.loss)
             else:
                 terms = danet_losses(pred, targets, self.net_cfg, self.body)
             total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
