@@ -27,6 +27,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from pipeline.safe_pickle import FileReadError, UnsafePickleError, load_npz
+
 from .rows import Block, sanitize_id
 
 _SHAPES = {"center": (2,), "scale": (), "part": (24, 3), "S": (24, 4), "pose": (72,), "shape": (10,)}
@@ -110,18 +112,9 @@ def sample_ids(dataset: str, imgnames: list[str]) -> list[str]:
 def parse_spin_npz(path: Path, dataset: str, image_root: str, file_label: str) -> Block:
     """Read one SPIN-style npz into a :class:`Block` (see module docstring for the rules)."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise IngestError(f"{path}: not a readable npz file ({e})") from e
-    with data:
-        arrays = {}
-        for key in data.files:
-            try:
-                arrays[key] = data[key]
-            except ValueError as e:  # object arrays need pickle, which we don't run on downloaded files
-                raise IngestError(
-                    f"{path}: key {key!r} holds Python objects; re-save it as plain arrays"
-                ) from e
+        arrays = load_npz(path)  # object members only through the restricted unpickler
+    except (FileReadError, UnsafePickleError) as e:
+        raise IngestError(str(e)) from e
     for key in ("imgname", "center", "scale"):
         if key not in arrays:
             raise IngestError(f"{path}: required key {key!r} missing (has {sorted(arrays)})")
