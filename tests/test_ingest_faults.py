@@ -1,0 +1,143 @@
+"""Ingest never crashes on a bad file: each fault as a user meets it, asserting what the user sees.
+
+Truncated / bit-flipped npz, truncated pickle and garbage JSON become one file-level reject with the full
+reason (the other files still land); a row with no label is a row reject; a dataset that yields no row at
+all exits 1 saying so; every file ingest writes gets the usual permissions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from pipeline.datasets.ingest import ingest_dataset
+from pipeline.datasets.schema import read_manifest
+from pipeline.datasets.sources import load_source
+from stages import ingest as ingest_stage
+from tests.fixtures_data.pw3d import sequence_dict, write_sequence
+from tests.fixtures_data.spin import spin_arrays, write_images, write_npz
+
+EXTRAS = "spin_extras/dataset_extras"
+NAMES = ["images/im0001.jpg", "images/im0002.jpg", "images/im0003.jpg"]
+
+
+def _lsp_two_splits(raw: Path) -> tuple[Path, Path]:
+    """A good LSP test split and a train split; returns (train npz, test npz)."""
+    train = write_npz(raw / EXTRAS / "lsp_dataset_original_train.npz", spin_arrays(NAMES, lsp_style=True))
+    test = write_npz(raw / EXTRAS / "lsp_dataset_test.npz", spin_arrays(NAMES, seed=1, lsp_style=True))
+    write_images(raw / "lsp" / "original", NAMES)
+    write_images(raw / "lsp" / "small", NAMES)
+    return train, test
+
+
+def _run(raw: Path, out: Path, dataset: str, capsys) -> tuple[int, str, str]:
+    code = ingest_stage.main(["--dataset", dataset, "--root", str(raw), "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _file_rejects(out: Path, dataset: str) -> list[dict]:
+    return [r for r in pq.read_table(out / dataset / "rejects.parquet").to_pylist() if r["field"] == "<file>"]
+
+
+def test_spin_npz_cut_at_40_percent_is_a_file_reject(tmp_path: Path, capsys) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "m"
+    train, _ = _lsp_two_splits(raw)
+    data = train.read_bytes()
+    train.write_bytes(data[: int(0.4 * len(data))])  # an interrupted download
+    code, printed, _ = _run(raw, out, "lsp", capsys)
+    assert code == 0  # the test split still ingested
+    assert read_manifest(out / "lsp" / "test.parquet").num_rows == 3
+    assert read_manifest(out / "lsp" / "train.parquet").num_rows == 0
+    (reject,) = _file_rejects(out, "lsp")
+    assert reject["split"] == "train" and reject["file"].endswith("lsp_dataset_original_train.npz")
+    assert "not a readable npz file" in reject["reason"]
+    assert reject["reason"] in printed  # the summary prints the whole reason, not a prefix
+
+
+def test_npz_with_a_flipped_data_byte_fails_its_crc(tmp_path: Path, capsys) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "m"
+    arrays = spin_arrays(NAMES, lsp_style=True)
+    train = write_npz(raw / EXTRAS / "lsp_dataset_original_train.npz", arrays)
+    write_images(raw / "lsp" / "original", NAMES)
+    data = bytearray(train.read_bytes())
+    at = bytes(data).index(arrays["part"].tobytes()) + 100  # inside the stored array, header intact
+    data[at] ^= 0x40
+    train.write_bytes(bytes(data))
+    code, printed, err = _run(raw, out, "lsp", capsys)
+    assert code == 1 and "no rows ingested" in err
+    (reject,) = _file_rejects(out, "lsp")
+    assert "Bad CRC-32" in reject["reason"] and "[part]" in reject["reason"]
+    assert reject["reason"] in printed
+
+
+def test_truncated_3dpw_pickle_is_a_file_reject(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    root = raw / "3dpw"
+    write_sequence(root, "test", sequence_dict("good_seq", 2, valid=[[1, 1]], genders=["f"]))
+    cut = write_sequence(root, "test", sequence_dict("cut_seq", 2, valid=[[1, 1]], genders=["f"], seed=2))
+    cut.write_bytes(cut.read_bytes()[: int(0.4 * cut.stat().st_size)])
+    summary = ingest_dataset(load_source("3dpw"), raw, tmp_path / "m")
+    assert summary.rows == {"test": 2}
+    (file, reason), *more = summary.file_rejects
+    assert not more and file.endswith("cut_seq.pkl") and reason.startswith("cannot read file:")
+
+
+def test_garbage_json_is_a_file_reject_and_empty_dataset_exits_1(tmp_path: Path, capsys) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "m"
+    path = raw / "densepose_coco" / "densepose_coco_2014_minival.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"images": [ {"id": 1, \x00\xff garbage')
+    (path.parent / "densepose_coco_2014_train.json").write_text("[1, 2, 3]")  # JSON, but not COCO's
+    code, printed, err = _run(raw, out, "densepose_coco", capsys)
+    assert code == 1
+    assert "densepose_coco: no rows ingested" in err and "every row and file was rejected" in err
+    rejects = {r["split"]: r["reason"] for r in _file_rejects(out, "densepose_coco")}
+    assert set(rejects) == {"minival", "train"}
+    assert all(reason.startswith("cannot read file:") and reason in printed for reason in rejects.values())
+
+
+def test_no_annotation_file_at_all_exits_1(tmp_path: Path, capsys) -> None:
+    code, _, err = _run(tmp_path / "raw", tmp_path / "m", "lsp", capsys)
+    assert code == 1 and "no annotation file found" in err
+
+
+def test_row_with_nothing_to_learn_is_a_row_reject(tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "m"
+    arrays = spin_arrays(NAMES, lsp_style=True)
+    arrays["part"][1, :, 2] = 0.0  # row 1: no visible keypoint ...
+    arrays["has_smpl"][1:] = 0.0  # ... rows 1 and 2: no SMPL fit, and LSP has no 3D joints
+    write_npz(raw / EXTRAS / "lsp_dataset_original_train.npz", arrays)
+    write_images(raw / "lsp" / "original", NAMES)
+    summary = ingest_dataset(load_source("lsp"), raw, out, splits=["train"])
+    rows = read_manifest(out / "lsp" / "train.parquet").to_pylist()
+    assert [r["sample_id"] for r in rows] == ["lsp_im0001", "lsp_im0003"]  # row 2 still has its 2D joints
+    (reject,) = pq.read_table(out / "lsp" / "rejects.parquet").to_pylist()
+    assert reject["sample_id"] == "lsp_im0002" and reject["field"] == "<labels>"
+    assert "nothing to learn from" in reject["reason"]
+    assert summary.rejects[("<labels>", "nothing to learn from")] == 1
+
+
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    _lsp_two_splits(raw)
+    for mask, want in ((0o022, 0o644), (0o077, 0o600)):
+        out = tmp_path / f"m{mask:o}"
+        with _umask(mask):
+            ingest_dataset(load_source("lsp"), raw, out)
+        written = sorted((out / "lsp").iterdir())
+        assert [p.name for p in written] == ["rejects.parquet", "test.parquet", "train.parquet"]
+        assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {want}
