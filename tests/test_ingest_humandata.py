@@ -164,8 +164,12 @@ def test_h36m_and_coco_conventions(tmp_path: Path) -> None:
     assert not rows[0]["has_kp3d"]
 
 
-def test_openpose18_names_agree_with_the_3dpw_reader() -> None:
+def test_name_tables_agree_with_independent_tables() -> None:
     np.testing.assert_array_equal(spin24_sources("pw3d")[list(OPENPOSE18_TO_SPIN24)], np.arange(18))
+    # H36M-17 -> LSP-14 as SPIN, DaNet and PyMAF evaluate (issue 15): SPIN-24's first 14 are LSP's
+    assert spin24_sources("h36m")[:14].tolist() == [6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10]
+    assert spin24_sources("smpl_49").tolist() == list(range(25, 49))
+    assert spin24_sources("lsp").tolist() == [*range(14), *[-1] * 10]
     with pytest.raises(KeyError, match="unknown keypoint convention 'smplx_137'"):
         spin24_sources("smplx_137")
 

@@ -11,6 +11,9 @@ not part of the manifest and ignored. Rules, following SPIN's own dataset class:
 - Known quirks handled: float64 keypoints next to float32 fits (all read as float64, stored float32); LSP
   fills only joints 0-13 of ``part`` (the rest stay zero-visibility); numbers stored as strings (hand-made
   files) are parsed per row, and a row whose value isn't a number is rejected naming the key.
+- Object members (e.g. ``imgname`` saved as Python strings) are read through the restricted unpickler of
+  :mod:`pipeline.safe_pickle`; one naming anything but numpy arrays and plain containers, a truncated file or
+  a member failing its CRC make the whole file a reject (:class:`IngestError` with the reason).
 - A key whose per-row shape is wrong rejects every row with that reason (the file can't be trusted for that
   field); a key whose length differs from ``imgname`` is a file-level :class:`IngestError`.
 
