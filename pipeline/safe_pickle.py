@@ -47,6 +47,9 @@ class UnsafePickleError(pickle.UnpicklingError):
             "plain containers are loaded from pickles (a pickle naming anything else could run code)"
         )
 
+    def __reduce__(self):  # survives being sent between worker processes
+        return type(self), (self.source, self.module, self.name)
+
 
 class FileReadError(ValueError):
     """A file (or one member of an archive) cannot be read: truncated, corrupt, not the format it claims."""

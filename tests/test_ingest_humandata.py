@@ -77,6 +77,7 @@ def _human_data_file(n: int = 3) -> dict:
     kp2d = indexed_keypoints(n, 190, 3)
     kp2d[1, 55, 2] = 0.5  # a half-confident nose
     kp2d[-1, 4, 2] = 3.0  # a confidence above 1 is clipped (last row)
+    kp2d[:, 7, :2] = np.nan  # left_ankle is masked out; whatever it holds must not reject the row
     return {
         "image_path": [
             f"S1/images/S1_Directions_1.54138969/S1_Directions_1.54138969_{i + 1:06d}.jpg" for i in range(n)
@@ -112,6 +113,7 @@ def test_human_data_convention_lands_on_named_spin_joints(tmp_path: Path, compre
         if i == 1:
             vis[19] = 0.5
         np.testing.assert_allclose(kp[:, 2], vis)  # masked-out joints (e.g. left_ankle) are invisible
+        assert kp[5].tolist() == [0.0, 0.0, 0.0]  # SPIN 5 = left_ankle: absent, all zeros
         kp3 = np.reshape(row["kp3d"], (24, 4))
         assert kp3[13, 0] == 147 and kp3[13, 2] == pytest.approx(-1.47) and kp3[5, 3] == 0.0
     r0 = rows[0]

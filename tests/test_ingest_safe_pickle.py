@@ -105,14 +105,15 @@ def test_chumpy_only_when_the_caller_asks(tmp_path: Path) -> None:
     Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
     module.Ch = Ch
     sys.modules["chumpy"], sys.modules["chumpy.ch"] = types.ModuleType("chumpy"), module
-    try:
-        data = pickle.dumps({"v": Ch(np.ones(3))}, protocol=2)
+    try:  # protocol 0/1 build the object through copyreg._reconstructor, protocol 2 through NEWOBJ
+        blobs = [pickle.dumps({"v": Ch(np.ones(3))}, protocol=p) for p in (0, 1, 2)]
     finally:
         del sys.modules["chumpy"], sys.modules["chumpy.ch"]
-    with pytest.raises(UnsafePickleError, match=r"chumpy\.ch\.Ch"):
-        loads(data, source="smpl.pkl")
-    got = loads(data, source="smpl.pkl", chumpy=ChumpyStub)
-    np.testing.assert_array_equal(got["v"].value(), np.ones(3))
+    for data in blobs:
+        with pytest.raises(UnsafePickleError, match=r"chumpy\.ch\.Ch"):
+            loads(data, source="smpl.pkl")
+        got = loads(data, source="smpl.pkl", chumpy=ChumpyStub)
+        np.testing.assert_array_equal(got["v"].value(), np.ones(3))
 
 
 def test_refused_global_names_the_file_and_the_global(tmp_path: Path, payload) -> None:
@@ -123,6 +124,7 @@ def test_refused_global_names_the_file_and_the_global(tmp_path: Path, payload) -
         load_pickle(path)
     assert str(path) in str(info.value) and f"{info.value.module}.{info.value.name}" in str(info.value)
     assert info.value.name in ("system", "open") and not marker.exists()
+    assert str(pickle.loads(pickle.dumps(info.value))) == str(info.value)  # crosses worker processes
 
 
 def test_3dpw_payload_is_a_file_reject_and_other_sequences_are_ingested(tmp_path: Path, payload) -> None:

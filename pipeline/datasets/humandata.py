@@ -24,7 +24,8 @@ a file whose objects name anything but numpy arrays and plain containers is a fi
 
 Rows: kp2d / kp3d are the file's joints moved to SPIN-24 by joint name (:mod:`.keypoint_names`);
 visibility = confidence clipped to [0, 1], and 0 where the mask is 0 or SPIN's joint is not in the
-convention. ``has_kp3d`` when the file has ``keypoints3d``. Sample ids as for SPIN's npz
+convention (such joints are all zeros, so NaN left in a masked-out joint does not reject the row).
+``has_kp3d`` when the file has ``keypoints3d``. Sample ids as for SPIN's npz
 (``<dataset>_<image path without extension>``, ``_p<k>`` for several people in one image); action, subject
 and sequence are parsed from the image path as for the images' dataset (:data:`HUMANDATA_FILES`).
 """
@@ -121,9 +122,9 @@ def _keypoints(path: Path, arrays: dict, kind: str, n: int, dim: int) -> np.ndar
         raise IngestError(f"{path}: {key} has {kp.shape[1]} joints, convention {convention!r} has {want}")
     out = np.zeros((n, 24, dim))
     have = sources >= 0
+    have[have] = mask[sources[have]] > 0  # a joint the file masks out is absent: zeros, visibility 0
     out[:, have] = kp[:, sources[have]]
-    conf = np.clip(np.nan_to_num(out[..., -1], nan=0.0), 0.0, 1.0)
-    out[..., -1] = conf * (mask[sources] > 0)[None, :] * have[None, :]
+    out[..., -1] = np.clip(np.nan_to_num(out[..., -1], nan=0.0), 0.0, 1.0)
     return out
 
 
