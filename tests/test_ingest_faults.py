@@ -18,6 +18,7 @@ from pipeline.datasets.ingest import ingest_dataset
 from pipeline.datasets.schema import read_manifest
 from pipeline.datasets.sources import load_source
 from stages import ingest as ingest_stage
+from tests.fixtures_data import up3d as up3d_fx
 from tests.fixtures_data.pw3d import sequence_dict, write_sequence
 from tests.fixtures_data.spin import spin_arrays, write_images, write_npz
 
@@ -85,6 +86,28 @@ def test_truncated_3dpw_pickle_is_a_file_reject(tmp_path: Path) -> None:
     assert summary.rows == {"test": 2}
     (file, reason), *more = summary.file_rejects
     assert not more and file.endswith("cut_seq.pkl") and reason.startswith("cannot read file:")
+
+
+def test_up3d_truncated_or_garbage_per_image_files_reject_their_rows(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    folder = raw / "up3d" / "up-3d"
+    folder.mkdir(parents=True)
+    for i in range(4):
+        up3d_fx.write_sample(folder, f"0000{i}", seed=i)
+    body = folder / "00001_body.pkl"
+    body.write_bytes(body.read_bytes()[: int(0.4 * body.stat().st_size)])
+    (folder / "00002_body.pkl").write_bytes(b"<html>404 Not Found</html>")
+    (folder / "00003_joints.npy").write_bytes((folder / "00003_joints.npy").read_bytes()[:100])
+    up3d_fx.write_split(folder, "trainval.txt", [f"0000{i}" for i in range(4)])
+    summary = ingest_dataset(load_source("up3d"), raw, tmp_path / "m")
+    assert summary.rows == {"trainval": 1}
+    rejects = pq.read_table(tmp_path / "m" / "up3d" / "rejects.parquet").to_pylist()
+    assert [(r["sample_id"], r["field"]) for r in rejects] == [
+        ("up3d_00001", "body.pkl"),
+        ("up3d_00002", "body.pkl"),
+        ("up3d_00003", "joints.npy"),
+    ]
+    assert all("unreadable" in r["reason"] for r in rejects)
 
 
 def test_garbage_json_is_a_file_reject_and_empty_dataset_exits_1(tmp_path: Path, capsys) -> None:

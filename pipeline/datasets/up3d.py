@@ -77,7 +77,7 @@ def parse_up3d(list_path: Path, image_root: str, file_label: str) -> Block:
             continue
         try:
             joints = joints_lsp14(np.load(folder / f"{stem}_joints.npy", allow_pickle=False))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             block.reject(i, "joints.npy", f"unreadable joints.npy: {stem}_joints.npy: {e}"[:200])
             continue
         if joints is None:
