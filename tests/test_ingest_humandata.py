@@ -20,6 +20,7 @@ from pipeline.datasets.keypoint_names import spin24_sources
 from pipeline.datasets.pw3d import OPENPOSE18_TO_SPIN24
 from pipeline.datasets.schema import read_manifest
 from pipeline.datasets.sources import load_source, load_source_file
+from pipeline.safe_pickle import load_npz
 from tests.fixtures_data.humandata import dump_humandata, indexed_keypoints
 from tests.fixtures_data.images import write_image
 
@@ -206,6 +207,24 @@ def test_smpl_variants_and_bad_smpl_are_rejects_with_the_reason(tmp_path: Path) 
     }
     assert by_split["smplx"] == {("smpl.body_pose", "smpl.body_pose has 21 joints: an SMPL-X fit, not SMPL")}
     assert by_split["nobetas"] == {("smpl.betas", "smpl.betas is None, expected (2, >=10)")}
+
+
+def test_inconsistent_keypoint_arrays_are_file_rejects_naming_the_key(tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "m"
+    data = _human_data_file(2)
+    dump_humandata(raw / "hd" / "short.npz", data, compressed=True)
+    arrays = load_npz(raw / "hd" / "short.npz")
+    arrays["keypoints2d"] = arrays["keypoints2d"][:, :5]  # fewer joints than the mask marks
+    np.savez_compressed(raw / "hd" / "short.npz", **arrays)
+    dump_humandata(raw / "hd" / "conv.npz", dict(data, keypoints2d_convention="smplx"))
+    source = _source(tmp_path, "hd", {"short": "hd/short.npz", "conv": "hd/conv.npz"})
+    summary = ingest_dataset(source, raw, out, check_images=False)
+    reasons = dict(summary.file_rejects)
+    assert (
+        "keypoints2d has 5 joints, expected 9 (convention 'human_data', 9 in keypoints2d_mask)"
+        in (reasons["hd/short.npz"])
+    )
+    assert "keypoints2d_convention: unknown keypoint convention 'smplx'" in reasons["hd/conv.npz"]
 
 
 class _Payload:

@@ -105,25 +105,26 @@ def _keypoints(path: Path, arrays: dict, kind: str, n: int, dim: int) -> np.ndar
         raise IngestError(f"{path}: {key}_convention: {e.args[0]}") from e
     if kp.dtype.kind not in "fiub" or kp.ndim != 3 or kp.shape[0] != n or kp.shape[2] != dim:
         raise IngestError(f"{path}: key {key!r} has shape {kp.shape} {kp.dtype}, expected ({n}, K, {dim})")
-    mask = np.asarray(arrays.get(f"{key}_mask", np.ones(kp.shape[1])), np.float64).reshape(-1)
-    if bool(_scalar(arrays, "__keypoints_compressed__", False)):
-        if int((mask == 1).sum()) != kp.shape[1]:
-            raise IngestError(
-                f"{path}: compressed {key!r} has {kp.shape[1]} joints, {key}_mask marks {(mask == 1).sum()}"
-            )
-        full = np.zeros((n, mask.shape[0], dim))
-        full[:, mask == 1] = kp
-        kp = full
-    kp = kp.astype(np.float64)
-    if mask.shape[0] != kp.shape[1]:
-        raise IngestError(f"{path}: {key}_mask has {mask.shape[0]} joints, {key} has {kp.shape[1]}")
-    if kp.shape[1] != len(CONVENTIONS[convention]):
-        want = len(CONVENTIONS[convention])
-        raise IngestError(f"{path}: {key} has {kp.shape[1]} joints, convention {convention!r} has {want}")
-    out = np.zeros((n, 24, dim))
+    joints = len(CONVENTIONS[convention])
+    mask = np.asarray(arrays.get(f"{key}_mask", np.ones(joints)), np.float64).reshape(-1)
+    if mask.shape[0] != joints:
+        raise IngestError(f"{path}: {key}_mask has {mask.shape[0]} joints, {convention!r} has {joints}")
+    present = mask > 0
+    column = np.arange(joints)  # where joint j of the convention sits in the stored array
+    if bool(_scalar(arrays, "__keypoints_compressed__", False)):  # only the masked-in joints are stored
+        column = np.cumsum(present) - 1
+        stored = int(present.sum())
+    else:
+        stored = joints
+    if kp.shape[1] != stored:
+        raise IngestError(
+            f"{path}: {key} has {kp.shape[1]} joints, expected {stored} "
+            f"(convention {convention!r}, {int(present.sum())} in {key}_mask)"
+        )
     have = sources >= 0
-    have[have] = mask[sources[have]] > 0  # a joint the file masks out is absent: zeros, visibility 0
-    out[:, have] = kp[:, sources[have]]
+    have[have] = present[sources[have]]  # a joint the file masks out is absent: zeros, visibility 0
+    out = np.zeros((n, 24, dim))
+    out[:, have] = kp[:, column[sources[have]]]  # gathers 24 joints before the float64 copy
     out[..., -1] = np.clip(np.nan_to_num(out[..., -1], nan=0.0), 0.0, 1.0)
     return out
 
