@@ -43,34 +43,35 @@ from .keypoint_names import CONVENTIONS, spin24_sources
 from .rows import Block
 from .spin_npz import IngestError, name_fields, sample_ids
 
-# mmhuman3d's published preprocessed file names -> (the dataset whose images they index, our split name).
-HUMANDATA_FILES: dict[str, tuple[str, str]] = {
-    "pw3d_train.npz": ("3dpw", "train"),
-    "pw3d_test.npz": ("3dpw", "test"),
-    "spin_pw3d_test.npz": ("3dpw", "test"),
-    "vibe_pw3d_test.npz": ("3dpw", "test"),
-    "hybrik_pw3d_test.npz": ("3dpw", "test"),
-    "h36m_train.npz": ("h36m", "train"),
-    "h36m_mosh_train.npz": ("h36m", "train"),
-    "hybrik_h36m_train.npz": ("h36m", "train"),
-    "h36m_valid_protocol1.npz": ("h36m", "valid_p1"),
-    "h36m_valid_protocol2.npz": ("h36m", "valid_p2"),
-    "mpi_inf_3dhp_train.npz": ("mpi_inf_3dhp", "train"),
-    "spin_mpi_inf_3dhp_train.npz": ("mpi_inf_3dhp", "train"),
-    "vibe_mpi_inf_3dhp_train.npz": ("mpi_inf_3dhp", "train"),
-    "hybrik_mpi_inf_3dhp_train.npz": ("mpi_inf_3dhp", "train"),
-    "mpi_inf_3dhp_test.npz": ("mpi_inf_3dhp", "test"),
-    "lsp_train.npz": ("lsp", "train"),
-    "spin_lsp_train.npz": ("lsp", "train"),
-    "lspet_train.npz": ("lsp_extended", "train"),
-    "spin_lspet_train.npz": ("lsp_extended", "train"),
-    "eft_lspet.npz": ("lsp_extended", "train"),
-    "mpii_train.npz": ("mpii", "train"),
-    "spin_mpii_train.npz": ("mpii", "train"),
-    "eft_mpii.npz": ("mpii", "train"),
-    "coco_2014_train.npz": ("coco", "train"),
-    "spin_coco_2014_train.npz": ("coco", "train"),
-    "eft_coco_all.npz": ("coco", "train"),
+# mmhuman3d's published preprocessed file names -> the dataset whose images they index (their image paths
+# carry subject / action / sequence the way that dataset's own files do; docs/ingest.md lists the splits).
+HUMANDATA_FILES: dict[str, str] = {
+    "pw3d_train.npz": "3dpw",
+    "pw3d_test.npz": "3dpw",
+    "spin_pw3d_test.npz": "3dpw",
+    "vibe_pw3d_test.npz": "3dpw",
+    "hybrik_pw3d_test.npz": "3dpw",
+    "h36m_train.npz": "h36m",
+    "h36m_mosh_train.npz": "h36m",
+    "hybrik_h36m_train.npz": "h36m",
+    "h36m_valid_protocol1.npz": "h36m",
+    "h36m_valid_protocol2.npz": "h36m",
+    "mpi_inf_3dhp_train.npz": "mpi_inf_3dhp",
+    "spin_mpi_inf_3dhp_train.npz": "mpi_inf_3dhp",
+    "vibe_mpi_inf_3dhp_train.npz": "mpi_inf_3dhp",
+    "hybrik_mpi_inf_3dhp_train.npz": "mpi_inf_3dhp",
+    "mpi_inf_3dhp_test.npz": "mpi_inf_3dhp",
+    "lsp_train.npz": "lsp",
+    "spin_lsp_train.npz": "lsp",
+    "lspet_train.npz": "lsp_extended",
+    "spin_lspet_train.npz": "lsp_extended",
+    "eft_lspet.npz": "lsp_extended",
+    "mpii_train.npz": "mpii",
+    "spin_mpii_train.npz": "mpii",
+    "eft_mpii.npz": "mpii",
+    "coco_2014_train.npz": "coco",
+    "spin_coco_2014_train.npz": "coco",
+    "eft_coco_all.npz": "coco",
 }
 
 
@@ -189,7 +190,7 @@ def parse_humandata(path: Path, dataset: str, image_root: str, file_label: str) 
         raise IngestError(f"{path}: required key 'image_path' missing (has {sorted(arrays)})")
     images = [_str(v) for v in np.asarray(arrays["image_path"]).reshape(-1)]
     n = len(images)
-    names_as = HUMANDATA_FILES.get(path.name, (dataset, ""))[0]
+    names_as = HUMANDATA_FILES.get(path.name, dataset)
     block = Block(n, file_label, source_names={"kp2d": "keypoints2d", "kp3d": "keypoints3d"})
     block.source_row[:] = [f"{file_label}:{i}" for i in range(n)]
     block.sample_id[:] = sample_ids(dataset, images)
