@@ -195,3 +195,17 @@ def test_npz_object_member_of_plain_strings_still_loads(tmp_path: Path) -> None:
     got = load_npz(path)
     assert got["imgname"].dtype == object and got["imgname"].tolist() == names
     np.testing.assert_array_equal(got["part"], arrays["part"])
+
+
+def test_python2_era_module_paths_of_smpl_files_resolve() -> None:
+    """Official SMPL files name ``scipy.sparse.csc.csc_matrix`` and (protocol 0/1) ``copy_reg`` /
+    ``__builtin__``; today's scipy keeps the class in ``scipy.sparse._csc``."""
+    matrix = scipy.sparse.csc_matrix(np.arange(6.0).reshape(2, 3))
+    for protocol in (0, 1, 2):
+        blob = pickle.dumps({"J_regressor": matrix}, protocol=protocol)
+        assert b"scipy.sparse._csc\ncsc_matrix" in blob
+        old = blob.replace(b"scipy.sparse._csc\ncsc_matrix", b"scipy.sparse.csc\ncsc_matrix")
+        if protocol < 2:
+            assert b"copy_reg\n_reconstructor" in old and b"__builtin__\nobject" in old
+        got = loads(old, source="basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
+        np.testing.assert_array_equal(got["J_regressor"].toarray(), matrix.toarray())
