@@ -4,11 +4,12 @@
 
 Reads the files listed under `ingest.splits` of manifests/sources/<dataset>.yaml (SPIN .npz, 3DPW sequence
 pickles, UP-3D body/joint files, COCO / DensePose-COCO JSON, mmhuman3d HumanData .npz) and writes
-OUT/<dataset>/<split>.parquet, one row
-per person sample (schema: pipeline/datasets/schema.py), plus OUT/<dataset>/rejects.parquet listing every row
-left out with the field and the reason (NaN/inf, wrong shape, non-numeric value, missing image, box outside
-the image, ...). One bad row never stops the dataset; counts per reason are printed. Files are written
-atomically and a rerun on the same input gives identical bytes.
+OUT/<dataset>/<split>.parquet, one row per person sample (schema: pipeline/datasets/schema.py), plus
+OUT/<dataset>/rejects.parquet listing every row left out with the field and the reason (NaN/inf, wrong
+shape, non-numeric value, missing image, box outside the image, ...). One bad row never stops the dataset;
+counts and full reasons are printed. Pickled data is read with a restricted unpickler (numpy arrays and
+plain containers only; see docs/ingest.md). Files are written atomically (mode 0666 minus the umask) and a
+rerun on the same input gives identical bytes.
 A file that cannot be read at all (truncated or corrupt npz, bad pickle, broken JSON, a pickle naming code)
 is one file-level reject with the reason and the other files go on; a row with nothing to learn from (no
 visible 2D keypoint, 3D joint, SMPL fit or DensePose point) is a row reject.
