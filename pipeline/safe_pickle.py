@@ -17,6 +17,8 @@ which resolves only these globals and refuses every other one with :class:`Unsaf
 - chumpy classes, mapped onto a stand-in, only when the caller passes one (SMPL files hold ``chumpy.ch.Ch``).
 
 Python 2 pickles load with ``encoding='latin1'`` (byte strings and numpy buffers are 8-bit strings there).
+Sparse matrices are index-checked before they are returned (:func:`check_sparse`); any damage comes out as
+:class:`FileReadError` naming the file.
 """
 
 from __future__ import annotations
@@ -57,7 +59,11 @@ class FileReadError(ValueError):
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
     """``_codecs.encode`` as protocol 0-2 pickles use it for ``bytes``; other codecs are refused."""
-    if codecs.lookup(encoding).name != "iso8859-1":
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError as err:
+        raise pickle.UnpicklingError(f"refused _codecs.encode with unknown codec {encoding!r}") from err
+    if name != "iso8859-1":
         raise pickle.UnpicklingError(f"refused _codecs.encode with codec {encoding!r} (only latin-1)")
     return codecs.encode(text, "latin1")
 
@@ -89,6 +95,21 @@ ALLOWED_GLOBALS: dict[tuple[str, str], Any] = _allowed()
 _PY2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
+# What a damaged pickle can raise: bad opcodes, cut data, absurd lengths, wrong arguments to an allowed
+# constructor.
+_DAMAGE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    OverflowError,
+    MemoryError,
+    RecursionError,  # absurdly deep nesting
+)
+
+
 class ChumpyStub:
     """Stand-in for any chumpy class (``chumpy.ch.Ch``, ``chumpy.reordering.Select``, ...).
 
@@ -111,6 +132,36 @@ class ChumpyStub:
             if item is not None:
                 return np.asarray(item)
         raise TypeError(f"chumpy object without a numeric value (state keys: {sorted(state)})")
+
+
+def check_sparse(value: Any) -> None:
+    """Raise ValueError for any scipy sparse matrix inside ``value`` whose index arrays are inconsistent.
+
+    Unpickling restores a sparse matrix's arrays as stored, unchecked, and scipy's C routines (``toarray``,
+    products) index memory with them: a damaged or crafted file could crash the process or worse. Called
+    on everything :class:`SafeUnpickler` returns.
+    """
+    if scipy.sparse.issparse(value):
+        if value.format in ("csc", "csr"):
+            value.check_format(full_check=True)
+        elif value.format == "coo":
+            rows, cols = value.shape
+            r, c, d = np.asarray(value.row), np.asarray(value.col), np.asarray(value.data)
+            if not (r.ndim == c.ndim == d.ndim == 1 and len(r) == len(c) == len(d)):
+                raise ValueError("coo matrix: row, col and data differ in length")
+            if len(r) and (r.min() < 0 or r.max() >= rows or c.min() < 0 or c.max() >= cols):
+                raise ValueError(f"coo matrix: an index lies outside its shape {value.shape}")
+        return
+    if isinstance(value, dict):
+        value = value.values()
+    elif isinstance(value, ChumpyStub):
+        value = [value.state]
+    if isinstance(value, list | tuple | set | frozenset | type({}.values())):
+        for item in value:
+            check_sparse(item)
+    elif isinstance(value, np.ndarray) and value.dtype.hasobject:
+        for item in value.reshape(-1):
+            check_sparse(item)
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -136,6 +187,18 @@ class SafeUnpickler(pickle.Unpickler):
             raise UnsafePickleError(self.source, module, name)
         return found
 
+    def load(self) -> Any:
+        """Unpickle; damage (truncation, flipped bytes) comes out as :class:`FileReadError` naming the
+        source, a refused global as :class:`UnsafePickleError`."""
+        try:
+            value = super().load()
+            check_sparse(value)
+        except UnsafePickleError:
+            raise
+        except _DAMAGE_ERRORS as err:
+            raise FileReadError(f"{self.source}: damaged pickle ({type(err).__name__}: {err})") from err
+        return value
+
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError(f"{self.source}: persistent ids are not supported ({pid!r})")
 
@@ -143,8 +206,8 @@ class SafeUnpickler(pickle.Unpickler):
 def load_pickle(path: str | Path, *, chumpy: type | None = None) -> Any:
     """Unpickle the file at ``path`` through :class:`SafeUnpickler` (latin-1 for Python 2 files).
 
-    Raises :class:`UnsafePickleError` for a refused global, ``pickle.UnpicklingError`` / ``EOFError`` /
-    ``OSError`` for a damaged or missing file.
+    Raises :class:`UnsafePickleError` for a refused global, :class:`FileReadError` for a damaged pickle,
+    ``OSError`` for a file that cannot be opened.
     """
     with open(path, "rb") as handle:
         return SafeUnpickler(handle, source=str(path), chumpy=chumpy).load()
@@ -156,7 +219,16 @@ def loads(data: bytes, *, source: str, chumpy: type | None = None) -> Any:
 
 
 # What reading a damaged zip / npy member can raise (beyond the FileReadError we raise ourselves).
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError, MemoryError)
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    MemoryError,
+    NotImplementedError,  # zipfile, for a flipped compression-method or flag field
+)
 
 
 def _read_member(archive: zipfile.ZipFile, member: str, source: str, chumpy: type | None) -> np.ndarray:
@@ -203,7 +275,7 @@ def load_npz(path: str | Path, *, chumpy: type | None = None) -> dict[str, np.nd
                     out[key] = _read_member(archive, member, source, chumpy)
                 except (UnsafePickleError, FileReadError):
                     raise
-                except (*_ZIP_ERRORS, pickle.UnpicklingError) as err:
+                except _ZIP_ERRORS as err:
                     raise FileReadError(f"{source}: unreadable member ({type(err).__name__}: {err})") from err
     except (UnsafePickleError, FileReadError):
         raise

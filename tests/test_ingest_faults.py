@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import stat
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
+import scipy.sparse
 
-from pipeline.datasets.ingest import ingest_dataset
+from pipeline.body.smpl_io import BodyModelFileError, read_smpl_file
+from pipeline.datasets.ingest import _parse_or_reject, ingest_dataset
 from pipeline.datasets.schema import read_manifest
 from pipeline.datasets.sources import load_source
 from stages import ingest as ingest_stage
@@ -85,7 +90,7 @@ def test_truncated_3dpw_pickle_is_a_file_reject(tmp_path: Path) -> None:
     summary = ingest_dataset(load_source("3dpw"), raw, tmp_path / "m")
     assert summary.rows == {"test": 2}
     (file, reason), *more = summary.file_rejects
-    assert not more and file.endswith("cut_seq.pkl") and reason.startswith("cannot read file:")
+    assert not more and file.endswith("cut_seq.pkl") and "cut_seq.pkl: damaged pickle (" in reason
 
 
 def test_up3d_truncated_or_garbage_per_image_files_reject_their_rows(tmp_path: Path) -> None:
@@ -164,3 +169,41 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
         written = sorted((out / "lsp").iterdir())
         assert [p.name for p in written] == ["rejects.parquet", "test.parquet", "train.parquet"]
         assert {stat.S_IMODE(p.stat().st_mode) for p in written} == {want}
+
+
+def _mutations(data: bytes, n: int, seed: int):
+    """``n`` damaged copies of ``data``: cut at a random point, or three random bytes overwritten."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        if i % 2:
+            yield data[: int(rng.integers(0, len(data)))]
+        else:
+            damaged = bytearray(data)
+            for at in rng.integers(0, len(data), 3):
+                damaged[at] = int(rng.integers(0, 256))
+            yield bytes(damaged)
+
+
+def test_random_damage_never_escapes_as_an_exception(tmp_path: Path) -> None:
+    """Property: whatever the damage, one file gives rows or a reject record, never a traceback."""
+    spin = write_npz(tmp_path / "a.npz", spin_arrays(NAMES[:2], lsp_style=True))
+    seq = write_sequence(tmp_path, "test", sequence_dict("s", 2, valid=[[1, 1]], genders=["m"]), images=False)
+    smpl = tmp_path / "SMPL_NEUTRAL.pkl"
+    smpl.write_bytes(
+        pickle.dumps(
+            {"v_template": np.zeros((5, 3)), "J_regressor": scipy.sparse.csc_matrix(np.eye(5))}, protocol=2
+        )
+    )
+    outcomes = Counter()
+    for fmt, path in (("spin_npz", spin), ("pw3d_pkl", seq)):
+        for k, damaged in enumerate(_mutations(path.read_bytes(), 150, seed=len(fmt))):
+            target = tmp_path / f"damaged{k}{path.suffix}"
+            target.write_bytes(damaged)
+            got = _parse_or_reject((fmt, target, "lsp", ".", target.name))
+            outcomes[(fmt, type(got).__name__)] += 1
+    for k, damaged in enumerate(_mutations(smpl.read_bytes(), 150, seed=3)):
+        target = tmp_path / f"smpl{k}.pkl"
+        target.write_bytes(damaged)
+        with contextlib.suppress(BodyModelFileError):
+            read_smpl_file(target)
+    assert outcomes[("spin_npz", "dict")] > 100 and outcomes[("pw3d_pkl", "dict")] > 50  # mostly rejects

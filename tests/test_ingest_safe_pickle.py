@@ -21,7 +21,7 @@ from pipeline.body.smpl_io import BodyModelFileError, read_smpl_file
 from pipeline.datasets.ingest import ingest_dataset
 from pipeline.datasets.schema import read_manifest
 from pipeline.datasets.sources import load_source
-from pipeline.safe_pickle import ChumpyStub, UnsafePickleError, load_npz, load_pickle, loads
+from pipeline.safe_pickle import ChumpyStub, FileReadError, UnsafePickleError, load_npz, load_pickle, loads
 from tests.fixtures_data import up3d as up3d_fx
 from tests.fixtures_data.pw3d import sequence_dict, write_sequence
 from tests.fixtures_data.py2pickle import dump_py2
@@ -209,3 +209,15 @@ def test_python2_era_module_paths_of_smpl_files_resolve() -> None:
             assert b"copy_reg\n_reconstructor" in old and b"__builtin__\nobject" in old
         got = loads(old, source="basicModel_neutral_lbs_10_207_0_v1.0.0.pkl")
         np.testing.assert_array_equal(got["J_regressor"].toarray(), matrix.toarray())
+
+
+def test_sparse_matrix_with_out_of_range_indices_is_refused_before_use() -> None:
+    """scipy does not check unpickled index arrays and its C code trusts them (a crafted SMPL regressor
+    crashed the process in the fault suite); the unpickler checks them first."""
+    csc = scipy.sparse.csc_matrix(np.eye(4))
+    csc.indices[1] = 10**7
+    coo = scipy.sparse.coo_matrix(np.eye(3))
+    coo.col[0] = -5
+    for bad in ({"J_regressor": csc}, [np.array([coo], dtype=object)]):
+        with pytest.raises(FileReadError, match="damaged pickle"):
+            loads(pickle.dumps(bad, protocol=2), source="SMPL_NEUTRAL.pkl")

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.body.constants import NUM_JOINTS, SMPL_PARENTS
-from pipeline.safe_pickle import ChumpyStub, SafeUnpickler, UnsafePickleError
+from pipeline.safe_pickle import ChumpyStub, FileReadError, SafeUnpickler, UnsafePickleError
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 BUILTIN_MODELS: dict[str, Path] = {"anny-smpl24": ASSET_DIR / "anny_smpl24.npz"}
@@ -84,9 +84,19 @@ def _read_pkl(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
             raw = SafeUnpickler(handle, source=str(path), chumpy=ChumpyStub).load()
-    except UnsafePickleError as err:
+    except (UnsafePickleError, FileReadError) as err:  # both name the file
         raise BodyModelFileError(str(err)) from err
-    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, ValueError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+    ) as err:
         raise BodyModelFileError(f"{path}: not a readable SMPL pickle ({err})") from err
     if not isinstance(raw, Mapping):
         raise BodyModelFileError(f"{path}: expected a dict of arrays, found {type(raw).__name__}")
@@ -94,7 +104,7 @@ def _read_pkl(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         try:
             out[key] = _to_numpy(value)
-        except TypeError as err:
+        except (TypeError, AttributeError, ValueError) as err:  # e.g. a sparse matrix missing its arrays
             raise BodyModelFileError(f"{path}: key '{key}': {err}") from err
     return out
 

@@ -53,6 +53,8 @@ FILE_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
     struct.error,
     MemoryError,  # a corrupt header asking for an absurd array
+    LookupError,  # an unknown text encoding named inside a file
+    NotImplementedError,  # zipfile, for a damaged compression-method field
 )
 
 
