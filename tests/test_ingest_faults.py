@@ -24,6 +24,7 @@ from pipeline.datasets.schema import read_manifest
 from pipeline.datasets.sources import load_source
 from stages import ingest as ingest_stage
 from tests.fixtures_data import up3d as up3d_fx
+from tests.fixtures_data.humandata import dump_humandata
 from tests.fixtures_data.pw3d import sequence_dict, write_sequence
 from tests.fixtures_data.spin import spin_arrays, write_images, write_npz
 
@@ -194,8 +195,22 @@ def test_random_damage_never_escapes_as_an_exception(tmp_path: Path) -> None:
             {"v_template": np.zeros((5, 3)), "J_regressor": scipy.sparse.csc_matrix(np.eye(5))}, protocol=2
         )
     )
+    smpl_dict = {
+        "global_orient": np.zeros((2, 3)),
+        "body_pose": np.zeros((2, 23, 3)),
+        "betas": np.zeros((2, 10)),
+    }
+    human = dump_humandata(
+        tmp_path / "h.npz",
+        {
+            "image_path": NAMES[:2],
+            "bbox_xywh": np.ones((2, 5)),
+            "smpl": smpl_dict,
+            "meta": {"gender": ["m", "f"]},
+        },
+    )
     outcomes = Counter()
-    for fmt, path in (("spin_npz", spin), ("pw3d_pkl", seq)):
+    for fmt, path in (("spin_npz", spin), ("pw3d_pkl", seq), ("humandata", human)):
         for k, damaged in enumerate(_mutations(path.read_bytes(), 150, seed=len(fmt))):
             target = tmp_path / f"damaged{k}{path.suffix}"
             target.write_bytes(damaged)
@@ -207,3 +222,4 @@ def test_random_damage_never_escapes_as_an_exception(tmp_path: Path) -> None:
         with contextlib.suppress(BodyModelFileError):
             read_smpl_file(target)
     assert outcomes[("spin_npz", "dict")] > 100 and outcomes[("pw3d_pkl", "dict")] > 50  # mostly rejects
+    assert outcomes[("humandata", "dict")] > 100

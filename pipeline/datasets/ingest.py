@@ -211,13 +211,15 @@ def _rejects_of_other_splits(path: Path, rewritten: set[str]) -> list[dict]:
 
 
 def summary_json(summary: IngestSummary) -> str:
-    """Machine-readable summary (rows per split, reject counts, skipped splits)."""
+    """Machine-readable summary (rows per split, reject counts with one full reason each, file rejects,
+    skipped splits)."""
     return json.dumps(
         {
             "dataset": summary.dataset,
             "rows": summary.rows,
             "skipped": summary.skipped,
             "rejects": {f"{f}: {r}": n for (f, r), n in sorted(summary.rejects.items())},
+            "reject_examples": {f"{f}: {r}": why for (f, r), why in sorted(summary.examples.items())},
             "file_rejects": {f: why for f, why in summary.file_rejects},
         },
         indent=1,
