@@ -3,7 +3,8 @@
 Three sources give the same :class:`SMPLArrays`:
 
 * the official SMPL ``.pkl`` files (Python 2 pickles holding ``chumpy`` arrays and a scipy sparse regressor),
-  read without chumpy, which cannot be installed here and is unmaintained;
+  read without chumpy (which cannot be installed here and is unmaintained) through the restricted
+  unpickler of :mod:`pipeline.safe_pickle`: a file naming any other global is refused, never run;
 * ``.npz`` exports of the same arrays (as shipped by SMPL-X's tools and by this project);
 * the built-in open model ``anny-smpl24`` (``assets/anny_smpl24.npz``), which also carries dense body parts,
   the vertex mirror map and fitted keypoint regressors.
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.body.constants import NUM_JOINTS, SMPL_PARENTS
+from pipeline.safe_pickle import ChumpyStub, FileReadError, SafeUnpickler, UnsafePickleError
 
 ASSET_DIR = Path(__file__).resolve().parent / "assets"
 BUILTIN_MODELS: dict[str, Path] = {"anny-smpl24": ASSET_DIR / "anny_smpl24.npz"}
@@ -69,41 +71,10 @@ class SMPLArrays:
         return parents
 
 
-class _ChumpyStub:
-    """Stands in for any chumpy class while unpickling: keeps the pickled state so arrays can be pulled out."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._args = args
-        self._state: Any = None
-
-    def __setstate__(self, state: Any) -> None:
-        self._state = state
-
-    def to_array(self) -> np.ndarray:
-        """The numeric value of the chumpy object: `x` of a Ch, or the product of a Ch-like expression."""
-        state = self._state if isinstance(self._state, dict) else {}
-        for key in ("x", "a", "r"):
-            value = state.get(key)
-            if isinstance(value, np.ndarray):
-                return value
-            if isinstance(value, _ChumpyStub):
-                return value.to_array()
-        raise TypeError(f"chumpy object without a numeric value (state keys: {sorted(state)})")
-
-
-class _SMPLUnpickler(pickle.Unpickler):
-    """Maps every `chumpy.*` class onto :class:`_ChumpyStub`; everything else loads normally."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("chumpy"):
-            return _ChumpyStub
-        return super().find_class(module, name)
-
-
 def _to_numpy(value: Any) -> Any:
     """Converts chumpy stubs and scipy sparse matrices to dense numpy arrays; other values pass through."""
-    if isinstance(value, _ChumpyStub):
-        return np.asarray(value.to_array())
+    if isinstance(value, ChumpyStub):
+        return value.value()
     if hasattr(value, "toarray") and hasattr(value, "nnz"):  # scipy.sparse
         return np.asarray(value.toarray())
     return value
@@ -112,8 +83,20 @@ def _to_numpy(value: Any) -> Any:
 def _read_pkl(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            raw = _SMPLUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, ValueError) as err:
+            raw = SafeUnpickler(handle, source=str(path), chumpy=ChumpyStub).load()
+    except (UnsafePickleError, FileReadError) as err:  # both name the file
+        raise BodyModelFileError(str(err)) from err
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+    ) as err:
         raise BodyModelFileError(f"{path}: not a readable SMPL pickle ({err})") from err
     if not isinstance(raw, Mapping):
         raise BodyModelFileError(f"{path}: expected a dict of arrays, found {type(raw).__name__}")
@@ -121,7 +104,7 @@ def _read_pkl(path: Path) -> dict[str, Any]:
     for key, value in raw.items():
         try:
             out[key] = _to_numpy(value)
-        except TypeError as err:
+        except (TypeError, AttributeError, ValueError) as err:  # e.g. a sparse matrix missing its arrays
             raise BodyModelFileError(f"{path}: key '{key}': {err}") from err
     return out
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import pickle
+import struct
+import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +21,10 @@ from pathlib import Path
 import dask.bag as db
 import pyarrow.parquet as pq
 
+from pipeline.safe_pickle import FileReadError, UnsafePickleError
+
 from .coco import parse_coco_json
+from .humandata import parse_humandata
 from .pw3d import parse_pw3d_sequence
 from .rows import Block, concat, rejects_table, screen, to_table
 from .schema import validate_manifest, write_parquet_atomic
@@ -30,20 +36,69 @@ from .up3d import parse_up3d
 _MIN_FILES_FOR_DASK = 8
 
 
+# What reading one damaged / truncated / wrong annotation file may raise; each becomes a file-level reject.
+FILE_ERRORS: tuple[type[BaseException], ...] = (
+    IngestError,  # our own checks (names file and key)
+    FileReadError,  # npz: truncated, bad CRC, not a zip
+    pickle.UnpicklingError,  # includes UnsafePickleError (a refused global)
+    OSError,
+    EOFError,
+    ValueError,  # includes json.JSONDecodeError, UnicodeDecodeError
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    AssertionError,  # pycocotools asserts on a JSON that is not a dict
+    zipfile.BadZipFile,
+    zlib.error,
+    struct.error,
+    MemoryError,  # a corrupt header asking for an absurd array
+    LookupError,  # an unknown text encoding named inside a file
+    NotImplementedError,  # zipfile, for a damaged compression-method field
+)
+
+
 @dataclass
 class IngestSummary:
+    """What one ingest run did.
+
+    rows: split -> rows written; rejects: (field, reason kind) -> count; examples: (field, reason kind) ->
+    the full reason of the first such reject; file_rejects: (file, full reason) of every file that could
+    not be read at all; skipped: split -> why it was not ingested.
+    """
+
     dataset: str
-    rows: dict[str, int] = field(default_factory=dict)  # split -> rows written
-    rejects: Counter = field(default_factory=Counter)  # (field, reason kind) -> count
-    skipped: dict[str, str] = field(default_factory=dict)  # split -> why
+    rows: dict[str, int] = field(default_factory=dict)
+    rejects: Counter = field(default_factory=Counter)
+    examples: dict[tuple[str, str], str] = field(default_factory=dict)
+    file_rejects: list[tuple[str, str]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def add_rejects(self, records: list[dict]) -> None:
+        for r in records:
+            if r["field"] == FILE_FIELD:
+                self.file_rejects.append((r["file"], r["reason"]))
+                continue
+            key = (r["field"], _reason_kind(r["reason"]))
+            self.rejects[key] += 1
+            self.examples.setdefault(key, r["reason"])
 
     def lines(self) -> list[str]:
         out = [f"{self.dataset}/{s}: {n} rows" for s, n in self.rows.items()]
         out += [f"{self.dataset}/{s}: skipped, {why}" for s, why in self.skipped.items()]
+        out += [f"{self.dataset}: file rejected: {f}: {why}" for f, why in self.file_rejects]
         total = sum(self.rejects.values())
         out.append(f"{self.dataset}: {total} rejected row(s)")
-        out += [f"  {n:8d}  {f}: {r}" for (f, r), n in sorted(self.rejects.items(), key=lambda kv: -kv[1])]
+        for key, n in sorted(self.rejects.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"  {n:8d}  {key[0]}: {self.examples[key]}" + (" (first of these)" if n > 1 else ""))
         return out
+
+
+FILE_FIELD = "<file>"
 
 
 def _parse_file(fmt: str, path: Path, dataset: str, image_root: str, label: str) -> Block:
@@ -55,6 +110,8 @@ def _parse_file(fmt: str, path: Path, dataset: str, image_root: str, label: str)
         return parse_up3d(path, image_root, label)
     if fmt == "coco_json":
         return parse_coco_json(path, dataset, image_root, label)
+    if fmt == "humandata":
+        return parse_humandata(path, dataset, image_root, label)
     raise ValueError(f"unknown ingest format {fmt!r}")
 
 
@@ -63,24 +120,10 @@ def _parse_or_reject(job: tuple[str, Path, str, str, str]) -> Block | dict:
     fmt, path, dataset, image_root, label = job
     try:
         return _parse_file(fmt, path, dataset, image_root, label)
-    except (
-        IngestError,
-        OSError,
-        ValueError,
-        KeyError,
-        TypeError,
-        IndexError,
-        EOFError,
-        pickle.UnpicklingError,
-    ) as e:
-        reason = str(e) if isinstance(e, IngestError) else f"cannot read file: {type(e).__name__}: {e}"
-        return {
-            "sample_id": "",
-            "source_row": label,
-            "file": label,
-            "field": "<file>",
-            "reason": reason[:300],
-        }
+    except FILE_ERRORS as e:
+        own = isinstance(e, IngestError | FileReadError | UnsafePickleError)
+        reason = str(e) if own else f"cannot read file: {type(e).__name__}: {e}"
+        return {"sample_id": "", "source_row": label, "file": label, "field": FILE_FIELD, "reason": reason}
 
 
 def _split_files(split: IngestSplit, root: Path) -> list[Path]:
@@ -151,7 +194,7 @@ def ingest_dataset(
         summary.rows[split.split] = table.num_rows
         for r in rejects:
             r["split"] = split.split
-            summary.rejects[(r["field"], _reason_kind(r["reason"]))] += 1
+        summary.add_rejects(rejects)
         all_rejects += rejects
     if summary.rows:
         rejects_path = out / source.name / "rejects.parquet"
@@ -168,13 +211,16 @@ def _rejects_of_other_splits(path: Path, rewritten: set[str]) -> list[dict]:
 
 
 def summary_json(summary: IngestSummary) -> str:
-    """Machine-readable summary (rows per split, reject counts, skipped splits)."""
+    """Machine-readable summary (rows per split, reject counts with one full reason each, file rejects,
+    skipped splits)."""
     return json.dumps(
         {
             "dataset": summary.dataset,
             "rows": summary.rows,
             "skipped": summary.skipped,
             "rejects": {f"{f}: {r}": n for (f, r), n in sorted(summary.rejects.items())},
+            "reject_examples": {f"{f}: {r}": why for (f, r), why in sorted(summary.examples.items())},
+            "file_rejects": {f: why for f, why in summary.file_rejects},
         },
         indent=1,
     )

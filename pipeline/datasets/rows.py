@@ -140,11 +140,24 @@ def box_from_keypoints(kp: np.ndarray, factor: float = SCALE_FACTOR) -> tuple[np
     return center, scale
 
 
+NO_LABEL = "nothing to learn from: no visible 2D keypoint, no 3D joints, no SMPL fit, no DensePose points"
+
+
+def has_label(block: Block) -> np.ndarray:
+    """(N,) bool: the row carries at least one training signal (visible 2D keypoint, 3D joint with
+    confidence > 0, SMPL pose/shape, or DensePose points)."""
+    with np.errstate(invalid="ignore"):
+        kp2d = (block.kp2d[..., 2] > 0).any(axis=1)
+        kp3d = block.has_kp3d & (block.kp3d[..., 3] > 0).any(axis=1)
+    dense = np.array([bool(v) for v in block.extras.get("dp_x", [None] * block.n)], bool)
+    return kp2d | kp3d | block.has_smpl.astype(bool) | dense
+
+
 def screen(block: Block, dataset_dir: Path, check_images: bool = True) -> tuple[Block, list[dict]]:
     """Apply the shared checks; return (good rows, reject records with sample_id/source_row/field/reason).
 
     Checks in order (a row gets the first failing reason): parser rejects; NaN/inf in any numeric column;
-    scale <= 0; image file missing; box (center +- 100*scale) not overlapping the image; a sample_id already
+    scale <= 0; no label at all (:func:`has_label`); image file missing; box (center +- 100*scale) not overlapping the image; a sample_id already
     used by an earlier row.
     """
     for name in _ARRAY_SHAPES:
@@ -156,6 +169,7 @@ def screen(block: Block, dataset_dir: Path, check_images: bool = True) -> tuple[
         block.reject(too_big, label, "value overflows float32")
     with np.errstate(invalid="ignore"):
         block.reject(~(block.scale > 0), "scale", "scale is not positive")
+    block.reject(~has_label(block), "<labels>", NO_LABEL)
     if check_images:
         sizes: dict[str, tuple[int, int] | None] = {}
         for i in np.flatnonzero(block.reason == None):  # noqa: E711

@@ -48,7 +48,9 @@ Rejects (``REJECT_SCHEMA``): ``split``, ``sample_id`` (may be ``""`` when not de
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -174,18 +176,37 @@ def read_manifest(path: str | os.PathLike) -> pa.Table:
     return table
 
 
-def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> None:
-    """Write ``table`` to ``path`` via a temporary file in the same folder and an atomic rename.
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary path next to ``path``; on success it is renamed onto ``path``, on any error
+    removed, so ``path`` is always either the old file or the complete new one.
 
-    Writes with fixed options (snappy, no statistics timestamps) so the same table gives the same bytes.
+    The temporary file is created with mode 0666 minus the process umask (0644 under the usual umask 022),
+    like any file ``open`` creates; ``tempfile.mkstemp`` would make it 0600 and the rename would keep that.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
     try:
-        pq.write_table(table, tmp, compression="snappy", row_group_size=65536)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> None:
+    """Write ``table`` to ``path`` through :func:`atomic_output` (temporary file + atomic rename).
+
+    Writes with fixed options (snappy, no statistics timestamps) so the same table gives the same bytes.
+    """
+    with atomic_output(path) as tmp:
+        pq.write_table(table, tmp, compression="snappy", row_group_size=65536)

@@ -28,7 +28,7 @@ Layout of one manifest::
     ingest:
       splits:
         - split: train
-          format: spin_npz          # spin_npz | pw3d_pkl | up3d | coco_json
+          format: spin_npz          # spin_npz | pw3d_pkl | up3d | coco_json | humandata
           annotations: spin_extras/dataset_extras/lsp_dataset_original_train.npz   # relative to RAW_DIR
           image_root: .             # relative to RAW_DIR/<name>; image_path = image_root/<annotation path>
 """
@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 DEFAULT_SOURCES_DIR = Path(__file__).resolve().parents[2] / "manifests" / "sources"
-INGEST_FORMATS = ("spin_npz", "pw3d_pkl", "up3d", "coco_json")
+INGEST_FORMATS = ("spin_npz", "pw3d_pkl", "up3d", "coco_json", "humandata")
 _HEX = {"sha256": 64, "md5": 32}
 
 

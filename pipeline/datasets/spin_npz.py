@@ -11,6 +11,9 @@ not part of the manifest and ignored. Rules, following SPIN's own dataset class:
 - Known quirks handled: float64 keypoints next to float32 fits (all read as float64, stored float32); LSP
   fills only joints 0-13 of ``part`` (the rest stay zero-visibility); numbers stored as strings (hand-made
   files) are parsed per row, and a row whose value isn't a number is rejected naming the key.
+- Object members (e.g. ``imgname`` saved as Python strings) are read through the restricted unpickler of
+  :mod:`pipeline.safe_pickle`; one naming anything but numpy arrays and plain containers, a truncated file or
+  a member failing its CRC make the whole file a reject (:class:`IngestError` with the reason).
 - A key whose per-row shape is wrong rejects every row with that reason (the file can't be trusted for that
   field); a key whose length differs from ``imgname`` is a file-level :class:`IngestError`.
 
@@ -26,6 +29,8 @@ from collections import Counter
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+
+from pipeline.safe_pickle import FileReadError, UnsafePickleError, load_npz
 
 from .rows import Block, sanitize_id
 
@@ -110,18 +115,9 @@ def sample_ids(dataset: str, imgnames: list[str]) -> list[str]:
 def parse_spin_npz(path: Path, dataset: str, image_root: str, file_label: str) -> Block:
     """Read one SPIN-style npz into a :class:`Block` (see module docstring for the rules)."""
     try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise IngestError(f"{path}: not a readable npz file ({e})") from e
-    with data:
-        arrays = {}
-        for key in data.files:
-            try:
-                arrays[key] = data[key]
-            except ValueError as e:  # object arrays need pickle, which we don't run on downloaded files
-                raise IngestError(
-                    f"{path}: key {key!r} holds Python objects; re-save it as plain arrays"
-                ) from e
+        arrays = load_npz(path)  # object members only through the restricted unpickler
+    except (FileReadError, UnsafePickleError) as e:
+        raise IngestError(str(e)) from e
     for key in ("imgname", "center", "scale"):
         if key not in arrays:
             raise IngestError(f"{path}: required key {key!r} missing (has {sorted(arrays)})")

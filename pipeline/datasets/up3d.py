@@ -15,6 +15,7 @@ visible joints (factor 1.2). Image ``<image_root>/NNNNN_image.png``; sample id `
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -55,7 +56,7 @@ def parse_up3d(list_path: Path, image_root: str, file_label: str) -> Block:
     for i, stem in enumerate(stems):
         try:
             body = load_py2_pickle(folder / f"{stem}_body.pkl")
-        except (OSError, EOFError, ValueError, KeyError, AttributeError, ImportError) as e:
+        except (OSError, EOFError, ValueError, KeyError, AttributeError, pickle.UnpicklingError) as e:
             block.reject(
                 i, "body.pkl", f"unreadable body.pkl: {stem}_body.pkl: {type(e).__name__}: {e}"[:200]
             )
@@ -76,7 +77,7 @@ def parse_up3d(list_path: Path, image_root: str, file_label: str) -> Block:
             continue
         try:
             joints = joints_lsp14(np.load(folder / f"{stem}_joints.npy", allow_pickle=False))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, EOFError) as e:
             block.reject(i, "joints.npy", f"unreadable joints.npy: {stem}_joints.npy: {e}"[:200])
             continue
         if joints is None:
