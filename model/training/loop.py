@@ -175,6 +175,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.run.steps)
         self.step = 0
         self.nonfinite_total = 0
+        self.labels_dropped = 0  # samples whose non-finite labels were dropped (model.training.targets)
         self.resumed_from: Path | None = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
@@ -189,6 +190,7 @@ class Trainer:
             "config": config_as_dict(self.cfg),
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
+            "labels_dropped": self.labels_dropped,
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
@@ -228,6 +230,7 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
         self.nonfinite_total = int(payload.get("nonfinite_total", 0))
+        self.labels_dropped = int(payload.get("labels_dropped", 0))
         set_rng_state(payload["rng"])
         self.resumed_from = candidate
         log.info("resumed from %s at step %d", candidate, self.step)
@@ -243,6 +246,7 @@ class Trainer:
         image, targets = batch_to_inputs(
             batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
         )
+        self.labels_dropped += targets["labels_dropped"]
         use_amp = cfg.run.amp and self.device.type == "cuda"
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
         iuv_phase = self.step < cfg.optim.iuv_only_steps
@@ -339,6 +343,7 @@ class Trainer:
             "samples_per_s": round(samples_per_s, 2),
             "nonfinite_skipped": self.nonfinite_total,
             "corrupt_samples_skipped": int(batch.get("skipped", 0)),
+            "labels_dropped": self.labels_dropped,
         }
 
     def _summary(self, seconds: float, log_path: Path) -> dict:
@@ -353,4 +358,5 @@ class Trainer:
             "final_loss": last.get("loss", {}).get("total", math.nan),
             "final_terms": last.get("loss", {}),
             "nonfinite_skipped": self.nonfinite_total,
+            "labels_dropped": self.labels_dropped,
         }
