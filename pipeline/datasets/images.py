@@ -13,6 +13,7 @@ that must be whole (render's crops): structure, then ``cv2.imdecode``.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -22,6 +23,9 @@ import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SOI, JPEG_EOI, JPEG_SOS = 0xD8, 0xD9, 0xDA
+# inside a scan 0xFF is followed by 0x00 (stuffing), a restart marker 0xD0-0xD7 or more 0xFF fill bytes;
+# any other byte after 0xFF is the marker that ends the scan
+_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 # JPEG start-of-frame markers that carry the image size (baseline, progressive, lossless, ...).
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
@@ -85,7 +89,7 @@ def _png_problem(data: bytes) -> str | None:
 
 def _jpeg_problem(data: bytes) -> str | None:
     """Why ``data`` (starting with SOI) is not a whole JPEG, or None: walks the marker segments and skips
-    each scan's entropy-coded data (where 0xFF is followed by 0x00 or a restart marker) up to EOI."""
+    each scan's entropy-coded data (see _SCAN_END) up to EOI."""
     pos, size, scans = 2, len(data), 0
     while True:
         while pos < size and data[pos] != 0xFF:  # tolerated junk between segments
@@ -109,15 +113,10 @@ def _jpeg_problem(data: bytes) -> str | None:
         if marker != JPEG_SOS:
             continue
         scans += 1
-        while True:  # entropy-coded data up to the next marker that is not stuffing or a restart
-            pos = data.find(b"\xff", pos)
-            if pos < 0 or pos + 1 >= size:
-                return "JPEG truncated inside its image data (premature end of file)"
-            following = data[pos + 1]
-            if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
-                pos += 1 if following == 0xFF else 2
-                continue
-            break
+        found = _SCAN_END.search(data, pos)  # the entropy-coded data ends at the next real marker
+        if found is None:
+            return "JPEG truncated inside its image data (premature end of file)"
+        pos = found.start()
 
 
 def image_problem(data: bytes) -> str | None:
