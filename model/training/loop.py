@@ -278,9 +278,10 @@ class Trainer:
         log_path = self.out_dir / LOG_FILE
         if self.dist.is_main:
             remove_leftover_temp_files(self.out_dir)
-            if self.step == 0 and log_path.exists():
-                log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
-            elif log_path.exists():
+            if self.step == 0:  # a fresh run: a fresh log, and no fallback into an earlier run's checkpoint
+                log_path.unlink(missing_ok=True)
+                previous_path(self.out_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
+            elif log_path.exists():  # a resumed run appends
                 trim_log(log_path, self.step)  # steps logged after the checkpoint are trained again
         bar = tqdm(
             total=cfg.run.steps, initial=self.step, disable=not (progress and self.dist.is_main), unit="step"
