@@ -234,3 +234,23 @@ def test_save_refuses_objects_that_are_not_plain_data(tmp_path):
     with pytest.raises(TypeError, match=r"x\.pt\['config'\] is a pathlib"):
         save_checkpoint(tmp_path / "x.pt", {"model": {}, "config": Path("a"), "step": 0})
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_is_self_contained_without_its_mean_params_file(tmp_path):
+    """The training config names mean_params.npz; a model used elsewhere takes the means from its weights."""
+    from model.training.checkpoint import model_from_checkpoint
+    from model.training.config import load_train_config
+    from model.training.loop import Trainer
+
+    means = tmp_path / "mean_params.npz"
+    rng = np.random.default_rng(0)
+    block = np.tile(np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]), (24, 1, 1)).reshape(-1)
+    np.savez(means, pose=block, shape=rng.normal(size=10), cam=np.array([0.8, 0.1, -0.1]))
+    overrides = [f"model.overrides.mean_params={means}", *OVERRIDES[1:]]
+    trainer = Trainer(load_train_config(CONFIG, overrides), tmp_path / "run")
+    trainer.save()
+    means.unlink()  # the checkpoint travels, the data folder does not
+    network, config = model_from_checkpoint(tmp_path / "run" / "last.pt")
+    assert config["resolved_model"]["mean_params"] == str(means)
+    for name in ("mean_betas", "mean_cam", "mean_rotation"):
+        torch.testing.assert_close(getattr(network, name), getattr(trainer.network, name), rtol=0, atol=0)

@@ -290,11 +290,13 @@ def model_from_checkpoint(
 ) -> tuple[DaNet, dict]:
     """The trained network in eval mode (with its body model attached) and the checkpoint's training config.
 
-    `body` overrides the body model recorded in the checkpoint (e.g. a real SMPL folder).
+    `body` overrides the body model recorded in the checkpoint (e.g. a real SMPL folder). The checkpoint is
+    self-contained: the mean parameters come from its state dict (buffers), not from the training config's
+    `mean_params` file, which need not exist where the model is used.
     """
     payload = load_checkpoint(path)
     config = payload["config"]
-    network = DaNet(config_from_dict(config["resolved_model"]))
+    network = DaNet(config_from_dict({**config["resolved_model"], "mean_params": None}))
     network.load_state_dict(payload["model"])
     if body is None:
         from pipeline.body import load_body_model
