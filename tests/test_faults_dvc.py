@@ -102,6 +102,7 @@ def rerun(proj: Path, env: dict) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("dvc") is None, reason="the dvc command is not installed")
 @pytest.mark.parametrize("persist", [True, False])
 def test_dvc_repro_after_a_kill_mid_render_keeps_the_verified_shards(raw, tmp_path, persist):  # noqa: F811
     proj = project(raw, tmp_path / "proj", persist)
