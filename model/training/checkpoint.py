@@ -225,7 +225,7 @@ def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: not a readable checkpoint (damaged or truncated: {_refusal_reason(err)})"
         ) from err
     except Exception as err:  # noqa: BLE001 - torch raises many types for a damaged file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
         raise CorruptCheckpointError(
             f"{path}: not a readable checkpoint (damaged or truncated: {reason})"
         ) from err
