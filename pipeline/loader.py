@@ -4,8 +4,8 @@ One or several datasets (``Source(folder, weight)``, ``folder`` = ``SHARD_DIR/NA
 are read shard by shard, split across nodes (``torch.distributed`` rank) and DataLoader workers, shuffled
 (shard order + a sample buffer), decoded, mixed by weight, augmented (:mod:`pipeline.augment`) and batched.
 With ``resampled=True`` every worker draws shards with replacement forever and ``epoch_batches`` sets the
-epoch length (per worker), the usual set-up for DDP. A sample that fails to read or decode is logged and
-skipped; :data:`SKIPPED` counts them per process and every batch carries the worker's running count.
+epoch length (per worker), the usual set-up for DDP. A sample that fails its checksum (a flipped byte),
+or fails to read or decode, is logged and skipped; :data:`SKIPPED` counts them per process and every batch carries the worker's running count.
 
 Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56, 56) (I, U, V codes);
 ``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
@@ -72,6 +72,9 @@ def decode_sample(raw: dict) -> dict:
     ``kp3d`` (24, 4) (zeros if absent), ``smpl`` (82,) (zeros if absent), flags, ``margin``, ``dataset``.
     """
     key = raw.get("__key__", "?")
+    damaged = fmt.checksum_problem(raw)
+    if damaged is not None:
+        raise ValueError(f"sample {key} from {raw.get('__url__', '?')}: {damaged}")
     try:
         meta = json.loads(raw["json"])
         image = fmt.decode_jpg(raw["jpg"])

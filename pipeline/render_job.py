@@ -37,6 +37,8 @@ import numpy as np
 from pipeline import crop as cropping
 from pipeline import shards as fmt
 from pipeline.body.spec import BodySpec
+from pipeline.datasets.images import read_image
+from pipeline.render.camera_fit import fit_problem
 
 RenderFn = Callable[[Sequence[dict], Sequence[np.ndarray], int], list]
 
@@ -181,11 +183,10 @@ class _ImageCache:
 
     def get(self, rel: str) -> np.ndarray:
         if rel != self.path:
-            path = self.root / rel
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                reason = "file not found" if not path.exists() else "cannot be decoded"
-                raise ValueError(f"image {rel} is unreadable ({reason})")
+            try:
+                image = read_image(self.root / rel)  # decoded whole, or the reason it is not
+            except ValueError as err:
+                raise ValueError(f"image {rel} is unreadable ({err})") from None
             self.path, self.image = rel, image
         return self.image
 
@@ -203,10 +204,12 @@ def prepare_rows(
                 raise ValueError("sample_id contains '.' or '/'")
             center = _field(row, "center", (2,))
             matrix = cropping.crop_transform(center, float(row["scale"]), params.crop_size, params.margin)
-            _field(row, "kp2d", (24, 3))
+            kp2d = _field(row, "kp2d", (24, 3))
             if row.get("has_smpl"):
                 _field(row, "pose", (72,))
                 _field(row, "betas", (10,))
+                if problem := fit_problem(kp2d[:, :2], kp2d[:, 2]):
+                    raise ValueError(f"no IUV render: {problem}")
             if row.get("has_kp3d"):
                 _field(row, "kp3d", (24, 4))
             bgr = images.get(str(row["image_path"]))
@@ -247,6 +250,28 @@ def encode_sample(row: dict, crop_rgb: np.ndarray, matrix: np.ndarray, iuv: np.n
     return members
 
 
+def _render_rows(render_fn: RenderFn, batch: list, crop_size: int, rejects: list[dict[str, str]]) -> list:
+    """[(prepared row, IUV map)] of one renderer batch. When the batch fails, its rows are rendered one by
+    one and each row that fails alone is a reject naming it, so one bad row never stops the split."""
+
+    def render(part: list) -> list:
+        iuvs = render_fn([r for r, _, _ in part], [m for _, _, m in part], crop_size)
+        if len(iuvs) != len(part):
+            raise RuntimeError(f"renderer returned {len(iuvs)} maps for {len(part)} rows")
+        return list(zip(part, iuvs))
+
+    try:
+        return render(batch)
+    except Exception:  # noqa: BLE001 - find the row(s) at fault below, one by one
+        out = []
+    for item in batch:
+        try:
+            out.extend(render([item]))
+        except Exception as e:  # noqa: BLE001 - a row's failure is that row's reject, whatever it is
+            rejects.append({"key": str(item[0]["sample_id"]), "reason": f"IUV rendering failed: {e!r}"})
+    return out
+
+
 def build_shard(
     manifest_path: str,
     image_root: str,
@@ -269,11 +294,11 @@ def build_shard(
     samples = []
     for b in range(0, len(prepared), batch_size):
         batch = prepared[b : b + batch_size]
-        iuvs = render_fn([r for r, _, _ in batch], [m for _, _, m in batch], params.crop_size)
-        if len(iuvs) != len(batch):
-            raise RuntimeError(f"renderer returned {len(iuvs)} maps for {len(batch)} rows")
-        for (row, crop_rgb, matrix), iuv in zip(batch, iuvs):
-            samples.append((str(row["sample_id"]), encode_sample(row, crop_rgb, matrix, iuv, params)))
+        for (row, crop_rgb, matrix), iuv in _render_rows(render_fn, batch, params.crop_size, rejects):
+            try:
+                samples.append((str(row["sample_id"]), encode_sample(row, crop_rgb, matrix, iuv, params)))
+            except (ValueError, TypeError, KeyError) as e:
+                rejects.append({"key": str(row["sample_id"]), "reason": f"cannot be encoded: {e}"})
     name = fmt.shard_name(params.dataset, params.split, shard_index)
     final = Path(out_dir) / name
     tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
@@ -298,11 +323,13 @@ def build_shard(
 
 
 def _index_params(params: ShardParams, manifest_path: str) -> dict[str, Any]:
-    """What index.json records as the shards' making: every parameter, the manifest's md5 and the body files
-    with their sha256 (for the default renderer), so a change to any of them rebuilds the shards."""
+    """What index.json records as the shards' making: every parameter, the manifest's md5, the per-sample
+    checksum scheme and the body files with their sha256 (for the default renderer), so a change to any of
+    them rebuilds the shards."""
     recorded = asdict(params)
     recorded["body"] = params.body.identity() if params.renderer == DEFAULT_RENDERER else None
-    return dict(recorded, manifest_md5=fmt.file_md5(manifest_path), jpeg_quality=fmt.JPEG_QUALITY)
+    return dict(recorded, manifest_md5=fmt.file_md5(manifest_path), jpeg_quality=fmt.JPEG_QUALITY,
+                sample_checksum=fmt.SAMPLE_CHECKSUM)  # fmt: skip
 
 
 def _reusable_entries(out_dir: Path, index_params: dict[str, Any]) -> dict[str, fmt.ShardEntry]:
@@ -317,6 +344,7 @@ def _reusable_entries(out_dir: Path, index_params: dict[str, Any]) -> dict[str, 
 
 
 def _clean_stale(out_dir: Path, params: ShardParams, planned: set[str]) -> None:
+    fmt.remove_stale_temp_files(out_dir)  # .index.json.*.tmp of a killed run
     prefix = f"{params.dataset}-{params.split}-"
     for path in out_dir.iterdir():
         stale_tmp = path.name.startswith(f".{prefix}") and ".tmp-" in path.name

@@ -13,6 +13,11 @@ A shard sample (``__key__`` = the manifest's ``sample_id``) has these members:
   ``has_kp3d`` is false.
 - ``json``: every other manifest field, the flags ``has_smpl``/``has_iuv``/``has_kp3d`` and ``crop``
   (``size``, ``margin``, ``matrix`` = the (2, 3) image->crop affine).
+- ``sha256``: the sample's checksum, 64 hex digits (ASCII) of :func:`sample_checksum` over the other
+  members; added by :func:`write_tar`. The loader skips (and counts) a sample whose members do not match
+  it, so a flipped byte never becomes training data; ``verify_shards`` reports it by key. A JPEG member
+  must also reach its end-of-image marker and a PNG its IEND chunk with intact CRCs
+  (:func:`pipeline.datasets.images.image_problem`).
 
 Tars are written with fixed mtime/uid/gid/owner names and members in a fixed order (samples in manifest
 order, members sorted by extension), so the same content always gives the same bytes.
@@ -36,12 +41,16 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 
+from pipeline.datasets.images import image_problem
+
 JPEG_QUALITY = 95
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 SMPL_DIM = 82  # pose 72 + betas 10
-MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", "smpl.npy")
+CHECKSUM_EXT = "sha256"
+SAMPLE_CHECKSUM = "sha256-v1"  # how CHECKSUM_EXT is computed (recorded in index.json's params by render)
+MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", CHECKSUM_EXT, "smpl.npy")
 
 
 def shard_name(dataset: str, split: str, index: int) -> str:
@@ -69,7 +78,11 @@ def encode_jpg(rgb: np.ndarray) -> bytes:
 
 
 def decode_jpg(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image from JPEG bytes; raises ValueError when they do not decode."""
+    """(H, W, 3) uint8 RGB image from JPEG bytes; raises ValueError when they are not one whole JPEG or do
+    not decode."""
+    problem = image_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.ndim != 3:
         raise ValueError("not a decodable JPEG")
@@ -89,7 +102,10 @@ def encode_png(iuv: np.ndarray) -> bytes:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 array from PNG bytes written by :func:`encode_png`."""
+    """(H, W, 3) uint8 array from PNG bytes written by :func:`encode_png` (whole, CRCs intact)."""
+    problem = image_problem(data)
+    if problem is not None:
+        raise ValueError(problem)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError("not a decodable 3-channel PNG")
@@ -130,6 +146,30 @@ def encode_json(obj: Mapping[str, Any]) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("utf-8")
 
 
+def sample_checksum(members: Mapping[str, bytes]) -> bytes:
+    """The ``sha256`` member of a sample: hex sha256 over its other members in sorted order, each as
+    extension, a NUL, its length (8 bytes big-endian) and its bytes."""
+    digest = hashlib.sha256()
+    for ext in sorted(members):
+        if ext in (CHECKSUM_EXT, "__key__", "__url__"):
+            continue
+        data = members[ext]
+        digest.update(ext.encode() + b"\0" + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest().encode("ascii")
+
+
+def checksum_problem(sample: Mapping[str, Any]) -> str | None:
+    """Why a raw sample ({ext: bytes}, WebDataset style) fails its checksum, or None when it matches.
+    A sample without the member (a shard written before checksums) is accepted: None."""
+    stored = sample.get(CHECKSUM_EXT)
+    if stored is None:
+        return None
+    if sample_checksum(sample) != bytes(stored).strip():
+        return "checksum mismatch: a member is damaged"
+    return None
+
+
 DECODERS = {
     "jpg": decode_jpg,
     "iuv.png": decode_png,
@@ -137,6 +177,7 @@ DECODERS = {
     "kp2d.npy": decode_npy,
     "kp3d.npy": decode_npy,
     "json": lambda b: json.loads(b.decode("utf-8")),
+    CHECKSUM_EXT: lambda b: b,  # checked per sample (checksum_problem), not per member
 }
 
 
@@ -159,12 +200,14 @@ def write_tar(path: str | os.PathLike, samples: Iterable[tuple[str, Mapping[str,
     """Write ``samples`` ((key, {ext: bytes}), in the given order) to a tar at ``path``, reproducibly.
 
     Members are ``KEY.EXT`` with extensions sorted; metadata is fixed, so equal input gives equal bytes.
-    Keys must not contain dots (WebDataset splits the key at the first dot).
+    Every sample gets its ``sha256`` member (:func:`sample_checksum`; one given is recomputed). Keys must
+    not contain dots (WebDataset splits the key at the first dot).
     """
     with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tar:
         for key, members in samples:
             if "." in key or "/" in key:
                 raise ValueError(f"sample key {key!r} must contain no '.' or '/'")
+            members = {**members, CHECKSUM_EXT: sample_checksum(members)}
             for ext in sorted(members):
                 data = members[ext]
                 tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
@@ -177,6 +220,15 @@ def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Deletes the temporary files of :func:`atomic_write_bytes` (``.NAME.*.tmp``) that a killed writer
+    left in ``folder``; call it where only one writer runs (a render of that split). Returns them."""
+    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -320,9 +372,20 @@ def shard_urls(folder: str | os.PathLike) -> list[str]:
 
 
 def check_tar_members(path: str | os.PathLike) -> tuple[int, list[tuple[str, str]]]:
-    """Decode every member of the shard at ``path``; returns (sample count, [(key, problem), ...])."""
+    """Decode every member of the shard at ``path`` and check each sample's checksum; returns (sample
+    count, [(key, problem), ...])."""
     problems: list[tuple[str, str]] = []
     keys: list[str] = []
+    members: dict[str, bytes] = {}
+
+    def check_sample() -> None:
+        if not keys:
+            return
+        if CHECKSUM_EXT not in members:
+            problems.append((keys[-1], "no per-sample checksum (a shard from before checksums: re-render)"))
+        elif problem := checksum_problem(members):
+            problems.append((keys[-1], problem))
+
     try:
         with tarfile.open(path, "r") as tar:
             for info in tar:
@@ -331,16 +394,20 @@ def check_tar_members(path: str | os.PathLike) -> tuple[int, list[tuple[str, str
                     continue
                 key, _, ext = info.name.partition(".")
                 if not keys or keys[-1] != key:
+                    check_sample()
                     keys.append(key)
+                    members = {}
                 decoder = DECODERS.get(ext)
                 if decoder is None:
                     problems.append((key, f"unknown member {info.name}"))
                     continue
                 try:
                     data = tar.extractfile(info).read()
+                    members[ext] = data
                     decoder(data)
                 except Exception as e:  # noqa: BLE001 - any decode failure is a finding, reported by key
                     problems.append((key, f"{ext} does not decode: {e}"))
+            check_sample()
     except (tarfile.TarError, OSError, EOFError) as e:
         problems.append(("<tar>", f"unreadable tar: {e}"))
     if len(set(keys)) != len(keys):

@@ -28,7 +28,7 @@ import torch
 
 from model.evaluation import evaluate, shard_metadata
 from model.protocols import Protocol, protocol_for
-from model.training.checkpoint import model_from_checkpoint
+from model.training.checkpoint import CheckpointError, model_from_checkpoint
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
 from pipeline.loader import Source, make_dataset
@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
     )
     body = load(args.body_model) if args.body_model else None
-    network, config = model_from_checkpoint(args.checkpoint, device=device, body=body)
+    try:
+        network, config = model_from_checkpoint(args.checkpoint, device=device, body=body)
+    except (FileNotFoundError, CheckpointError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
     if body is None and (args.h36m_regressor or args.extra_regressor):
         network.attach_body_model(load(config.get("body_model", "anny-smpl24")))
 

@@ -5,7 +5,9 @@
 
 Files land under RAW_DIR/<dataset>/ exactly as the manifest names them. Downloads resume (HTTP Range) after an
 interruption; files are checked against the published size/sha256/md5 (a mismatch is moved aside to
-<name>.bad-<timestamp>, never deleted); archives marked `extract` are unpacked once. Files that need a login
+<name>.bad-<timestamp>, never deleted, and a download that mismatched is not repeated while that copy is
+kept: delete it to try again); archives marked `extract` are unpacked once, and a file that is no archive
+(e.g. an HTML login page saved under the archive's name) is moved aside the same way. Files that need a login
 (Human3.6M, MPI-INF-3DHP) cannot be downloaded: the stage checks what you placed and prints exactly which
 files to put where. Rerunning is cheap: verified files are neither downloaded nor hashed again.
 Exit status: 0 when every file is in place and verified, 1 otherwise.

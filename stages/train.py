@@ -6,7 +6,8 @@ Overrides use dotted keys of the config, e.g. `optim.lr=3e-4 run.steps=500 model
 Writes OUT/last.pt (every run.checkpoint_every steps, atomically), OUT/model.pt (the final network),
 OUT/train_log.jsonl (loss terms, learning rate, samples/s) and OUT/train_metrics.json (summary, for DVC).
 With --resume the run continues exactly from OUT/last.pt: model, optimiser, schedule, step, RNG and data
-order. Multi-GPU: torchrun --nproc_per_node=N -m stages.train ... (shards are split by rank).
+order (from OUT/last.prev.pt when last.pt is damaged). Checkpoints load with weights_only=True: a file that
+holds code is refused (see python -m stages.export_weights --convert-trusted). Multi-GPU: torchrun --nproc_per_node=N -m stages.train ... (shards are split by rank).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import logging
 import sys
 from pathlib import Path
 
-from model.training.config import load_train_config
+from model.training.checkpoint import CheckpointError
+from model.training.config import check_files, load_train_config
 from model.training.loop import Trainer, TrainingError
 from stages.cli import stage_parser
 
@@ -39,30 +41,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def one_line(err: BaseException) -> str:
+    """An exception as one line (KeyError's repr quotes dropped)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_train_config(args.config, args.overrides)
+        check_files(config, str(args.config or "config"))
     except (FileNotFoundError, KeyError, TypeError, ValueError) as err:
-        print(f"train: bad configuration: {err}", file=sys.stderr)
+        print(f"train: bad configuration: {one_line(err)}", file=sys.stderr)
         return 2
-    body = None
-    if args.body_model != "anny-smpl24" or args.extra_regressor:
-        from pipeline.body import BodyModelFileError, load_body_model
+    try:
+        body = None
+        if args.body_model != "anny-smpl24" or args.extra_regressor:
+            from pipeline.body import load_body_model
 
-        try:
             body = load_body_model(args.body_model, extra_regressor=args.extra_regressor)
-        except BodyModelFileError as err:
-            print(f"train: {err}", file=sys.stderr)
-            return 2
-    trainer = Trainer(config, args.out, body=body, body_name=args.body_model)
-    if args.resume and trainer.resume():
-        print(f"train: resumed at step {trainer.step}", file=sys.stderr)
+        trainer = Trainer(config, args.out, body=body, body_name=args.body_model)
+        if args.resume and trainer.resume():
+            print(f"train: resumed from {trainer.resumed_from} at step {trainer.step}", file=sys.stderr)
+    except (CheckpointError, FileNotFoundError, KeyError, ValueError) as err:
+        print(f"train: {one_line(err)}", file=sys.stderr)
+        return 2
     try:
         summary = trainer.run(progress=not args.no_progress)
     except TrainingError as err:
-        print(f"train: {err}", file=sys.stderr)
+        print(f"train: {one_line(err)}", file=sys.stderr)
         return 1
     print(json.dumps(summary))
     return 0

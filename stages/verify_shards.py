@@ -1,7 +1,9 @@
 """Check a split's shards against its index.json: ``python -m stages.verify_shards SHARD_DIR/NAME/SPLIT``.
 
-For every shard in the index: present, byte size and md5 as recorded, sample count as recorded, and every
-member decodes (jpg via OpenCV, png, npy, json). Tars in the folder that the index does not list are
+For every shard in the index: present, byte size and md5 as recorded, sample count as recorded, every
+sample's sha256 member matches its other members (a flipped byte is reported by key; a shard written
+before per-sample checksums is reported too: re-render it), and every member decodes whole (a JPEG reaches
+its end-of-image marker, a PNG its IEND chunk with intact CRCs; then OpenCV, npy, json). Tars in the folder that the index does not list are
 reported too. Problems are printed by shard and key; the exit code is 1 when there is any, else 0.
 """
 

@@ -60,6 +60,7 @@ class RunConfig:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int | None = None  # torch CPU threads (None: torch's default)
     max_nonfinite: int = 20  # consecutive NaN/inf losses before the run stops
+    keep_previous: bool = True  # keep the replaced last.pt as last.prev.pt: --resume's fallback
 
 
 @dataclass
@@ -208,6 +209,48 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+def validate_knobs(config: TrainConfig, where: str) -> None:
+    """One-line errors, before anything runs, for knobs out of range (zero steps, batch size, ...)."""
+    positive = {
+        "run.steps": config.run.steps,
+        "run.checkpoint_every": config.run.checkpoint_every,
+        "run.log_every": config.run.log_every,
+        "data.batch_size": config.data.batch_size,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{where}: {key} must be a positive whole number, got {value}")
+    for key, value in {
+        "data.num_workers": config.data.num_workers,
+        "data.shuffle_buffer": config.data.shuffle_buffer,
+        "run.max_nonfinite": config.run.max_nonfinite,
+        "optim.iuv_only_steps": config.optim.iuv_only_steps,
+    }.items():
+        if value < 0:
+            raise ValueError(f"{where}: {key} must not be negative, got {value}")
+    if not config.optim.lr > 0:
+        raise ValueError(f"{where}: optim.lr must be positive, got {config.optim.lr}")
+    if not config.data.train:
+        raise ValueError(f"{where}: data.train lists no shard folder")
+    for i, source in enumerate(config.data.train):
+        if not source.weight > 0:
+            raise ValueError(f"{where}: data.train[{i}].weight must be positive, got {source.weight}")
+
+
+def check_files(config: TrainConfig, where: str = "config") -> None:
+    """FileNotFoundError naming the knob for a file the config names that does not exist (call before a
+    run; loading a config for inspection does not need the files)."""
+    mean_params = config.danet_config().mean_params
+    if mean_params and not Path(mean_params).is_file():
+        raise FileNotFoundError(
+            f"{where}: model.overrides.mean_params names {mean_params}, which does not exist "
+            "(stages.synthesize writes it for the synthetic set)"
+        )
+    init = config.model.init.checkpoint
+    if init and not Path(init).is_file():
+        raise FileNotFoundError(f"{where}: model.init.checkpoint names {init}, which does not exist")
+
+
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Reads a training YAML (or the defaults when `path` is None) and applies overrides."""
     data: dict[str, Any] = {}
@@ -218,6 +261,7 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         data = yaml.safe_load(path.read_text()) or {}
     data = apply_overrides(data, overrides or [])
     config = _build(TrainConfig, data, str(path or "config"))
+    validate_knobs(config, str(path or "config"))
     config.danet_config()  # fail early on a bad model section
     if "iuv" in config.model.frozen_modules and config.optim.iuv_only_steps > 0:
         raise ValueError(

@@ -24,7 +24,15 @@ from tqdm import tqdm
 
 from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
-from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from model.training.checkpoint import (
+    CorruptCheckpointError,
+    load_checkpoint,
+    previous_path,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    temp_path,
+)
 from model.training.config import TrainConfig, config_as_dict
 from model.training.init import (
     freeze_modules,
@@ -104,6 +112,37 @@ def segment_batches(cfg: TrainConfig, segment: int) -> Iterator[dict]:
     yield from make_loader(dataset, num_workers=cfg.data.num_workers)
 
 
+def remove_leftover_temp_files(folder: Path) -> list[Path]:
+    """Deletes the temporary files (`.NAME.tmp`: checkpoints, the log) that a killed run left in `folder`."""
+    removed = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    for leftover in removed:
+        leftover.unlink()
+        log.info("removed %s, left by an interrupted checkpoint write", leftover)
+    return removed
+
+
+def trim_log(log_path: Path, step: int) -> int:
+    """Drops the records of `log_path` (JSON lines) after `step`, and a torn last line, atomically: a run
+    resumed at `step` logs those steps again. Returns the number of records dropped."""
+    kept, dropped = [], 0
+    for line in log_path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by the kill
+            dropped += 1
+            continue
+        if int(record.get("step", 0)) > step:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        tmp = temp_path(log_path)
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        os.replace(tmp, log_path)
+        log.info("%s: dropped %d record(s) after step %d (resumed there)", log_path, dropped, step)
+    return dropped
+
+
 class Trainer:
     """Owns the network, optimiser, schedule and data stream of one run writing into `out_dir`."""
 
@@ -142,6 +181,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.run.steps)
         self.step = 0
         self.nonfinite_total = 0
+        self.labels_dropped = 0  # samples whose non-finite labels were dropped (model.training.targets)
+        self.resumed_from: Path | None = None
 
     # -- checkpoints -----------------------------------------------------------------------------------------
 
@@ -155,26 +196,50 @@ class Trainer:
             "config": config_as_dict(self.cfg),
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
+            "labels_dropped": self.labels_dropped,
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
         if not self.dist.is_main:
             return None
-        return save_checkpoint(self.out_dir / name, self.checkpoint_payload())
+        keep = name == LAST_CHECKPOINT and self.cfg.run.keep_previous
+        return save_checkpoint(self.out_dir / name, self.checkpoint_payload(), keep_previous=keep)
 
     def resume(self, path: str | Path | None = None) -> bool:
-        """Restores model, optimiser, schedule, step and RNG from `path` (default: out_dir/last.pt)."""
+        """Restores model, optimiser, schedule, step and RNG from `path` (default: out_dir/last.pt).
+
+        A damaged `path` (truncated, or tensors not matching their digest) falls back to the previous
+        checkpoint kept next to it (run.keep_previous); the damaged file is moved aside to `*.damaged` so
+        that the next save keeps the good one. Without a good one it is a CorruptCheckpointError naming
+        the files. Returns False when there is nothing to resume from."""
         path = Path(path) if path else self.out_dir / LAST_CHECKPOINT
-        if not path.is_file():
+        candidates = [p for p in (path, previous_path(path)) if p.is_file()]
+        if not candidates:
             return False
-        payload = load_checkpoint(path, map_location=self.device)
+        damaged: list[str] = []
+        for candidate in candidates:
+            try:
+                payload = load_checkpoint(candidate, map_location=self.device)
+            except CorruptCheckpointError as err:
+                damaged.append(str(err))
+                continue
+            break
+        else:
+            kept = "" if len(candidates) > 1 else f" (no earlier checkpoint {previous_path(path).name} kept)"
+            raise CorruptCheckpointError("; ".join(damaged) + kept)
+        if candidate != path:
+            if path.is_file() and self.dist.is_main:
+                os.replace(path, path.with_name(path.name + ".damaged"))
+            log.warning("%s; resuming from the previous checkpoint %s instead", damaged[0], candidate)
         self.network.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
         self.nonfinite_total = int(payload.get("nonfinite_total", 0))
+        self.labels_dropped = int(payload.get("labels_dropped", 0))
         set_rng_state(payload["rng"])
-        log.info("resumed from %s at step %d", path, self.step)
+        self.resumed_from = candidate
+        log.info("resumed from %s at step %d", candidate, self.step)
         return True
 
     # -- one step --------------------------------------------------------------------------------------------
@@ -187,6 +252,7 @@ class Trainer:
         image, targets = batch_to_inputs(
             batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
         )
+        self.labels_dropped += targets["labels_dropped"]
         use_amp = cfg.run.amp and self.device.type == "cuda"
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
         iuv_phase = self.step < cfg.optim.iuv_only_steps
@@ -216,8 +282,13 @@ class Trainer:
         cfg = self.cfg
         self.out_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.out_dir / LOG_FILE
-        if self.step == 0 and self.dist.is_main and log_path.exists():
-            log_path.unlink()  # a fresh run starts a fresh log; a resumed one appends
+        if self.dist.is_main:
+            remove_leftover_temp_files(self.out_dir)
+            if self.step == 0:  # a fresh run: a fresh log, and no fallback into an earlier run's checkpoint
+                log_path.unlink(missing_ok=True)
+                previous_path(self.out_dir / LAST_CHECKPOINT).unlink(missing_ok=True)
+            elif log_path.exists():  # a resumed run appends
+                trim_log(log_path, self.step)  # steps logged after the checkpoint are trained again
         bar = tqdm(
             total=cfg.run.steps, initial=self.step, disable=not (progress and self.dist.is_main), unit="step"
         )
@@ -279,6 +350,7 @@ class Trainer:
             "samples_per_s": round(samples_per_s, 2),
             "nonfinite_skipped": self.nonfinite_total,
             "corrupt_samples_skipped": int(batch.get("skipped", 0)),
+            "labels_dropped": self.labels_dropped,
         }
 
     def _summary(self, seconds: float, log_path: Path) -> dict:
@@ -293,4 +365,5 @@ class Trainer:
             "final_loss": last.get("loss", {}).get("total", math.nan),
             "final_terms": last.get("loss", {}),
             "nonfinite_skipped": self.nonfinite_total,
+            "labels_dropped": self.labels_dropped,
         }

@@ -3,7 +3,12 @@ and verification of login-gated files the user placed by hand.
 
 Rules the code keeps: a file reaches its final name only after a complete transfer (it grows as
 ``<name>.part`` first, resumed with an HTTP ``Range`` request); a file that fails its checksum is moved aside
-to ``<name>.bad-<UTC timestamp>``, never deleted; a verified file is never downloaded again. Verification
+to ``<name>.bad-<UTC timestamp>``, never deleted; a verified file is never downloaded again. A download that
+fails its checksum is not repeated by the next run while its moved-aside copy is kept (the server sends
+other bytes than the manifest names: the manifest or the URL needs a look), so reruns neither download it
+again and again nor pile up copies; deleting the copy allows one more try. A file that must be extracted
+but is no zip or tar (e.g. an HTML login or error page saved under the archive's name) is moved aside the
+same way. Verification
 results are cached in ``RAW_DIR/<dataset>/.fetch_state.json`` keyed by size and mtime, so reruns don't re-hash
 gigabytes. urllib is used directly (no extra dependency); it is all we need for GET + Range.
 """
@@ -35,6 +40,10 @@ CHUNK = 1 << 20
 
 class DownloadError(RuntimeError):
     """A transfer failed or was cut off; the ``.part`` file is kept so the next run resumes."""
+
+
+class NotAnArchive(ValueError):
+    """A file marked for extraction is no zip or tar archive."""
 
 
 @dataclass
@@ -256,10 +265,26 @@ def _check_directory(path: Path, spec: SourceFile) -> str | None:
     return None if n >= spec.min_files else f"holds {n} file(s) matching {spec.glob!r}, need {spec.min_files}"
 
 
+def looks_like_html(path: Path) -> bool:
+    """Whether the file starts like an HTML page (what a login wall or an error page sends instead)."""
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml")) or b"<html" in head[:200]
+
+
+def is_archive(path: Path) -> bool:
+    return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
+
+
 def _extract_if_needed(spec: SourceFile, path: Path, dataset_dir: Path, state: dict) -> str:
     entry = state.get(spec.path, {})
     if not spec.extract or entry.get("extracted") == entry.get("sha256"):
         return ""
+    if not is_archive(path):
+        kind = (
+            "an HTML page (a login or error page?)" if looks_like_html(path) else "not a zip or tar archive"
+        )
+        raise NotAnArchive(f"{path} should be an archive to extract but is {kind}")
     extract_archive(path, dataset_dir / spec.extract_dir)
     state[spec.path] = {**entry, "extracted": entry.get("sha256")}
     return f"; extracted into {dataset_dir / spec.extract_dir}"
@@ -285,6 +310,15 @@ def fetch_file(
         return FileResult(spec.path, "missing", f"{path}: {problem}\n{how}")
 
     status = "ok"
+    bad = state.get(spec.path, {}).get("bad_download")
+    if not path.exists() and bad and (path.parent / bad["aside"]).exists():
+        return FileResult(
+            spec.path,
+            "bad",
+            f"{path}: the last download {bad['reason']} and is kept as {bad['aside']}; not downloading it "
+            f"again: the server sends other bytes than the manifest names (check its url and checksum), "
+            f"or delete {bad['aside']} to try once more",
+        )
     if not path.exists() and not spec.login_required:
         for attempt in range(retries + 1):
             try:
@@ -298,16 +332,32 @@ def fetch_file(
         return FileResult(
             spec.path, "missing", f"{path} is missing\n" + placement_instructions(source, spec, dataset_dir)
         )
-    problem = verify_file(path, spec, state)
+    problem, note = verify_file(path, spec, state), ""
+    if problem is None and extract:
+        try:
+            note = _extract_if_needed(spec, path, dataset_dir, state)
+        except NotAnArchive as err:
+            problem = str(err).removeprefix(f"{path} ")
     if problem is not None:
-        aside = move_aside(path)
-        state.pop(spec.path, None)
-        hint = "rerun to download it again" if not spec.login_required else "place a good copy"
-        return FileResult(spec.path, "bad", f"{path}: {problem}; moved it aside to {aside.name}; {hint}")
+        return _set_aside(spec, path, problem, state, downloaded=status == "downloaded")
+    state.get(spec.path, {}).pop("bad_download", None)
     if spec.login_required and status == "ok":
         status = "placed"
-    note = _extract_if_needed(spec, path, dataset_dir, state) if extract else ""
     return FileResult(spec.path, status, f"{path} verified{note}")
+
+
+def _set_aside(spec: SourceFile, path: Path, problem: str, state: dict, downloaded: bool) -> FileResult:
+    """Moves a bad file aside and records it; a bad download is not repeated while its copy is kept."""
+    aside = move_aside(path)
+    state.pop(spec.path, None)
+    if spec.login_required:
+        hint = "place a good copy"
+    elif downloaded:
+        state[spec.path] = {"bad_download": {"aside": aside.name, "reason": f"failed its check ({problem})"}}
+        hint = "a rerun will not download it again while that copy is kept (see the manifest's url)"
+    else:
+        hint = "rerun to download it again"
+    return FileResult(spec.path, "bad", f"{path}: {problem}; moved it aside to {aside.name}; {hint}")
 
 
 def fetch_source(

@@ -8,6 +8,11 @@ equations linear in the translation:
     f (X + tx) - (u - cx)(Z + tz) = 0,   f (Y + ty) - (v - cy)(Z + tz) = 0,
 
 solved by weighted least squares (weights = keypoint visibility) with a weak prior on tz for stability.
+
+A keypoint with non-finite coordinates or weight counts as invisible. A sample with no visible keypoint has
+no solution (the prior alone fixes only tz): its translation is NaN, and the callers decide (render rejects
+the row, training drops the sample's 2D terms). Two visible keypoints are the least that fix the depth from
+the data (their projected distance gives the scale): `fit_problem` names rows below `MIN_FIT_KEYPOINTS`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,24 @@ from __future__ import annotations
 import numpy as np
 
 REFERENCE_FOCAL, REFERENCE_CROP = 5000.0, 224.0
+MIN_FIT_KEYPOINTS = 2  # visible keypoints with finite coordinates a row needs for a camera fit
+
+
+def usable_keypoints(keypoints: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(..., N) bool: keypoints with a positive finite weight and finite (x, y) ((..., N, 2) pixels)."""
+    keypoints, weights = np.asarray(keypoints, dtype=np.float64), np.asarray(weights, dtype=np.float64)
+    return np.isfinite(weights) & (weights > 0) & np.isfinite(keypoints).all(-1)
+
+
+def fit_problem(keypoints: np.ndarray, weights: np.ndarray) -> str | None:
+    """Why one row's (N, 2) keypoints and (N,) weights cannot fix a camera, or None when they can."""
+    count = int(usable_keypoints(keypoints, weights).sum())
+    if count >= MIN_FIT_KEYPOINTS:
+        return None
+    return (
+        f"{count} visible 2D keypoint(s) with finite coordinates; the camera fit needs at least "
+        f"{MIN_FIT_KEYPOINTS}"
+    )
 
 
 def crop_focal(crop_size: int, margin: float = 1.0) -> float:
@@ -37,14 +60,34 @@ def fit_translation(
     keypoints: (B, N, 2) pixels; weights: (B, N) >= 0 (visibility); focal: scalar or (B,) pixels;
     principal: (2,) or (B, 2) pixels; prior_depth: optional (B,) depth (metres) pulled towards with
     `prior_weight` (keeps the solve well-posed with fewer than two visible keypoints).
-    Returns (B, 3) translations in metres.
+    Returns (B, 3) translations in metres; NaN rows for samples without a visible keypoint.
     """
     points = np.asarray(points, dtype=np.float64)
     batch, count, _ = points.shape
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    broken = ~(np.isfinite(keypoints).all(-1) & np.isfinite(weights))
+    if broken.any():  # non-finite keypoints or weights count as invisible; finite inputs stay bit-for-bit
+        keypoints = np.where(broken[..., None], 0.0, keypoints)
+        weights = np.where(broken, 0.0, weights)
+    solvable = (weights > 0).any(axis=1)
+    if not solvable.all():  # no visible keypoint: NaN translation, the other samples solved alone
+        out = np.full((batch, 3), np.nan)
+        if solvable.any():
+
+            def rows(value, tail: tuple[int, ...]) -> np.ndarray:
+                return np.broadcast_to(np.asarray(value, np.float64), (batch, *tail))[solvable]
+
+            depth = None if prior_depth is None else rows(prior_depth, ())
+            out[solvable] = fit_translation(
+                points[solvable], keypoints[solvable], weights[solvable], rows(focal, ()),
+                rows(principal, (2,)), depth, prior_weight,
+            )  # fmt: skip
+        return out
     focal = np.broadcast_to(np.asarray(focal, dtype=np.float64), (batch,))
     principal = np.broadcast_to(np.asarray(principal, dtype=np.float64), (batch, 2))
-    offset = np.asarray(keypoints, dtype=np.float64) - principal[:, None, :]  # (B, N, 2)
-    w = np.sqrt(np.clip(np.asarray(weights, dtype=np.float64), 0.0, None))[..., None]  # (B, N, 1)
+    offset = keypoints - principal[:, None, :]  # (B, N, 2)
+    w = np.sqrt(np.clip(weights, 0.0, None))[..., None]  # (B, N, 1)
 
     # rows for x then y: [f, 0, -du] . t = du Z - f X ;  [0, f, -dv] . t = dv Z - f Y
     a = np.zeros((batch, count, 2, 3))
