@@ -5,7 +5,6 @@ python -m stages.body_info [--model anny-smpl24] [--out out/body]
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from pipeline.body import load_body_model, load_dense_parts
+from stages.cli import stage_parser
 
 # A few recognisable poses as (joint, axis-angle in radians) lists on top of the T-pose.
 DEMO_POSES: dict[str, list[tuple[int, tuple[float, float, float]]]] = {
@@ -57,7 +57,7 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.body_info", description=__doc__.split("\n\n")[0])
+    parser = stage_parser("body_info", __doc__)
     parser.add_argument("--model", default="anny-smpl24", help="built-in name, SMPL .pkl/.npz file or folder")
     parser.add_argument("--gender", default="neutral", help="gender when --model is an SMPL folder")
     parser.add_argument("--out", type=Path, default=Path("out/body"), help="folder for the .obj files")

@@ -21,14 +21,15 @@ import sys
 from pathlib import Path
 
 import cv2
-import torch
 
 from model.evaluation import evaluate, shard_metadata
 from model.training.checkpoint import model_from_checkpoint
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
 from pipeline.loader import Source, make_dataset
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, note_tracked_out, resolve_device, stage_parser
+
+DEFAULT_OUT = Path("metrics/demo")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,14 +39,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="val", help="split to evaluate")
     parser.add_argument("--shards", type=Path, default=Path("data/shards"), help="shard root")
     parser.add_argument(
-        "--out", type=Path, default=Path("metrics/demo"), help="folder for metrics.json and examples.png"
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder for metrics.json and examples.png " + DVC_TRACKED,
     )
     parser.add_argument(
         "--body-model", default=None, help="SMPL file/folder (default: the checkpoint's model)"
     )
     parser.add_argument("--h36m-regressor", type=Path, default=None, help="J_regressor_h36m.npy")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per network batch")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
     parser.add_argument("--examples", type=int, default=8, help="rows in examples.png")
     parser.add_argument(
         "--ground-truth-maps",
@@ -58,13 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if args.device == "auto"
-        else args.device
-    )
+    device = resolve_device("evaluate", args.device)
+    if device is None:
+        return 2
+    note_tracked_out("evaluate", args.out, DEFAULT_OUT)
     folder = args.shards / args.dataset / args.split
     if not (folder / "index.json").is_file():
         print(f"evaluate: no shards at {folder} (index.json missing)", file=sys.stderr)

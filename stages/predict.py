@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from model import inference
-from stages.cli import stage_parser
+from stages.cli import resolve_device, stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     boxes.add_argument("--bbox", default=None, help="person box x,y,w,h in full-image pixels")
     boxes.add_argument("--boxes", type=Path, default=None, help="JSON file of person boxes (see above)")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
     parser.add_argument("--batch-size", type=int, default=16, help="persons per network batch")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -124,10 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(err))
     if not args.checkpoint.is_file():
         return usage_error(f"checkpoint not found: {args.checkpoint}")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        return usage_error("--device cuda: no CUDA device is available")
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)  # fmt: skip
+    device = resolve_device("predict", args.device)
+    if device is None:
+        return 2
     files, failures = expand_inputs(args.inputs)
     box_map: dict[Path, list] = {}
     if args.boxes is not None:

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from pipeline.render_job import add_dataset_arguments, main_dataset
-from stages.cli import stage_parser
+from stages.cli import resolve_device, stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.png",
         help="write a picture of the default body in a few poses, front and back: shaded | I | U | V",
     )
-    parser.add_argument("--size", type=int, default=224, help="side of each rendered tile in pixels (224)")
+    parser.add_argument("--size", type=int, default=224, help="side of each rendered tile in pixels")
     parser.add_argument(
         "--backend",
         choices=("auto", "warp", "torch"),
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.dataset:
+        if resolve_device("render_iuv", args.device) is None:
+            return 2
         main_dataset(args)
         return 0
     if args.size < 8:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from model.training.config import load_train_config
 from model.training.loop import Trainer, TrainingError
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, note_tracked_out, resolve_device, stage_parser
+
+DEFAULT_OUT = Path("checkpoints/demo")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config", type=Path, help="training YAML (configs/train/*.yaml); defaults otherwise"
     )
-    parser.add_argument("--out", type=Path, default=Path("checkpoints/demo"), help="run folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder " + DVC_TRACKED)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     parser.add_argument("--body-model", default="anny-smpl24", help="built-in name or SMPL file/folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, TypeError, ValueError) as err:
         print(f"train: bad configuration: {err}", file=sys.stderr)
         return 2
+    if resolve_device("train", config.run.device) is None:  # run.device=cuda on a machine without CUDA
+        return 2
+    note_tracked_out("train", args.out, DEFAULT_OUT)
     body = None
     if args.body_model != "anny-smpl24":
         from pipeline.body import load_body_model
