@@ -24,6 +24,7 @@ import cv2
 
 from model.evaluation import evaluate, shard_metadata
 from model.training.checkpoint import model_from_checkpoint
+from model.training.provenance import checkpoint_provenance, describe
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
 from pipeline.loader import Source, make_dataset
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     load = functools.partial(load_body_model, h36m_regressor=args.h36m_regressor, device=device)
     body = load(args.body_model) if args.body_model else None
     network, config = model_from_checkpoint(args.checkpoint, device=device, body=body)
+    print(f"evaluate: {args.checkpoint}: {describe(checkpoint_provenance(args.checkpoint))}", file=sys.stderr)
     if body is None and args.h36m_regressor:
         network.attach_body_model(load(config.get("body_model", "anny-smpl24")))
 

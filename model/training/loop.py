@@ -27,6 +27,7 @@ from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
 from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
+from model.training.provenance import training_provenance
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
 from pipeline.loader import Source, make_dataset, make_loader
@@ -149,6 +150,7 @@ class Trainer:
             "config": config_as_dict(self.cfg),
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
+            "provenance": training_provenance(config_as_dict(self.cfg), self.body_name, self.step),
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
