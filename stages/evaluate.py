@@ -6,8 +6,9 @@
 Writes OUT/metrics.json (MPJPE and PA-MPJPE on the 14 LSP joints, PVE / PVE-S / PVE-P where SMPL ground
 truth exists, the same for the mean-pose baseline and the PA-MPJPE ratio to it, a per-action table when the
 dataset has actions, and the IUV estimator's part accuracy, body-segment accuracy and foreground IoU in
-percent where ground-truth IUV exists) and OUT/examples.png (input | ground-truth parts | predicted parts |
-mesh overlay).
+percent where ground-truth IUV exists), OUT/headline.json (five of them under short names, for `dvc metrics
+show`) and OUT/examples.png (column titles; input with the row's PA-MPJPE | ground-truth parts | predicted
+parts | mesh overlay; the part legend). It prints what the checkpoint was trained on first.
 Real SMPL: --body-model SMPL_FOLDER (gendered ground-truth meshes, as 3DPW's protocol asks) and
 --h36m-regressor J_regressor_h36m.npy for the Human3.6M joints.
 """
@@ -31,6 +32,14 @@ from pipeline.loader import Source, make_dataset
 from stages.cli import DVC_TRACKED, note_tracked_out, resolve_device, stage_parser
 
 DEFAULT_OUT = Path("metrics/demo")
+HEADLINE_FILE = "headline.json"  # the few numbers `dvc metrics show` prints (metrics.json has everything)
+
+
+def headline(summary: dict) -> dict:
+    """The evaluation's main numbers under short names, so that `dvc metrics show` fits a terminal."""
+    names = {"pa_mpjpe": "pa_mpjpe", "mpjpe": "mpjpe", "pve_p": "pve_p",
+             "pa_mpjpe_ratio_to_mean_pose": "vs_mean_pose", "iuv_part_accuracy": "part_acc"}  # fmt: skip
+    return {short: summary[key] for key, short in names.items() if summary.get(key) is not None}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         [Source(str(folder))], batch_size=args.batch_size, augment=AugmentConfig(enabled=False),
         shuffle=False, onehot=False, seed=0,
     )  # fmt: skip
-    summary, _, examples = evaluate(
+    summary, records, examples = evaluate(
         network, dataset, shard_metadata(folder), gt_body, device, args.examples, args.ground_truth_maps
     )
     summary = {"dataset": args.dataset, "split": args.split, "checkpoint": str(args.checkpoint), **summary}
@@ -99,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         summary["ground_truth_maps"] = True
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    grid = example_grid(examples, network.body.faces.cpu())
+    (args.out / HEADLINE_FILE).write_text(json.dumps(headline(summary), indent=2) + "\n")
+    grid = example_grid(
+        examples, network.body.faces.cpu(), [r.get("pa_mpjpe") for r in records[: len(examples)]]
+    )
     cv2.imwrite(str(args.out / "examples.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     print(json.dumps(summary))
     return 0

@@ -234,3 +234,50 @@ def test_box_outside_and_unmatched_box_file_exit_1(setup, capsys, tmp_path):
     )
     err = capsys.readouterr().err
     assert rc == 1 and "none of its 1 boxes matches an input image" in err
+
+
+def test_example_grid_titles_errors_and_legend():
+    from model.visualize import EXAMPLE_COLUMNS, MIN_TILE, example_grid
+
+    size, m = 64, 16
+    logits = torch.full((25, m, m), -5.0)
+    logits[0] = 5.0
+    logits[0, 4:12, 6:10], logits[2, 4:12, 6:10] = -5.0, 5.0  # part 2 in a block
+    example = {
+        "image": torch.full((3, size, size), 100, dtype=torch.uint8),
+        "iuv": torch.zeros(3, size, size),
+        "pred": {
+            "index_logits": logits, "u": torch.zeros(25, m, m), "v": torch.zeros(25, m, m),
+            "cam": torch.tensor([0.9, 0.0, 0.0]),
+            "vertices": torch.tensor([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.0, 0.5, 0.0]]),
+        },
+    }  # fmt: skip
+    faces = torch.tensor([[0, 1, 2]])
+    plain = example_grid([example, example], faces)
+    labelled = example_grid([example, example], faces, [87.4, float("nan")])
+    tile = MIN_TILE
+    assert plain.shape[1] == len(EXAMPLE_COLUMNS) * tile and plain.shape == labelled.shape
+    header = 28
+    # the predicted-parts tile shows part 2's colour where the block is (rows 4..11, cols 6..9 of 16)
+    y, x = header + int(8 / m * tile), 2 * tile + int(8 / m * tile)
+    assert np.array_equal(labelled[y, x], annotate.part_colours_u8()[2])
+    # the error is written on the first row's input tile only, and nothing is written for a NaN
+    first, second = (slice(header + r * tile, header + r * tile + 40) for r in (0, 1))
+    assert (labelled[first, :tile] != plain[first, :tile]).any()
+    assert np.array_equal(labelled[second, :tile], plain[second, :tile])
+    assert plain.shape[0] > header + 2 * tile  # the legend below
+
+
+def test_render_demo_has_headers_bars_and_legend():
+    from pipeline.render.demo import demo_panel
+
+    size = 64
+    panel, _ = demo_panel(size=size, backend="torch")
+    header, rows = 28, 6
+    bar_top = header + rows * size
+    jet = cv2.applyColorMap(np.array([[0], [255]], np.uint8), cv2.COLORMAP_JET)[:, 0, ::-1]
+    assert np.array_equal(panel[bar_top + 5, 2 * size + 6], jet[0])  # U's bar starts at 0 ...
+    assert np.array_equal(panel[bar_top + 5, 3 * size - 7], jet[1])  # ... and ends at 1
+    assert np.array_equal(panel[bar_top + 5, 3 * size + 6], jet[0])  # V's too
+    assert (panel[:header] != annotate.STRIP_BACKGROUND).any()  # the column titles
+    assert panel.shape[0] > bar_top + 30 and panel.shape[1] == 4 * size

@@ -60,6 +60,7 @@ class RunConfig:
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     threads: int | None = None  # torch CPU threads (None: torch's default)
     max_nonfinite: int = 20  # consecutive NaN/inf losses before the run stops
+    val_samples: int = 0  # val samples scored at each checkpoint (training/validation.py); 0: off
 
 
 @dataclass

@@ -26,10 +26,12 @@ from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
+from model.training.curves import write_curves
 from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
 from model.training.provenance import training_provenance
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
+from model.training.validation import record_validation
 from pipeline.loader import Source, make_dataset, make_loader
 
 log = logging.getLogger(__name__)
@@ -252,6 +254,7 @@ class Trainer:
                 window, window_start, window_samples = [], time.perf_counter(), 0
             if self.step % cfg.run.checkpoint_every == 0 or self.step == cfg.run.steps:
                 last_good = self.save()
+                record_validation(self)
         bar.close()
         self.save(FINAL_MODEL)
         summary = self._summary(time.perf_counter() - started, log_path)
@@ -262,6 +265,7 @@ class Trainer:
                 for r in map(json.loads, log_path.read_text().splitlines())
             ]
             (self.out_dir / CURVE_FILE).write_text(json.dumps(curve, indent=1) + "\n")
+            write_curves(self.out_dir)
         return summary
 
     def _log_record(self, window: list[dict[str, float]], samples_per_s: float, batch: dict) -> dict:

@@ -21,15 +21,23 @@ def font_scale(height_px: float) -> float:
     return max(height_px, 6.0) / 22.0
 
 
-def put_text(image: np.ndarray, text: str, origin: tuple[int, int], height_px: float = 12.0) -> np.ndarray:
-    """Draw `text` in place with its baseline's left end at `origin` (x, y pixels), outlined; returns image."""
+def put_text(
+    image: np.ndarray,
+    text: str,
+    origin: tuple[int, int],
+    height_px: float = 12.0,
+    colour=TEXT,
+    outline=OUTLINE,
+) -> np.ndarray:
+    """Draw `text` in place with its baseline's left end at `origin` (x, y pixels), in `colour` with an
+    `outline` (None: none, e.g. dark text on a white chart); returns image."""
     scale = font_scale(height_px)
     thickness = max(1, round(scale * 1.5))
     x, y = int(origin[0]), int(origin[1])
-    for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 2), (2, 0), (0, -2), (-2, 0)):
-        # the outline is shifted copies: a thicker stroke would also widen the letters' advance
-        cv2.putText(image, text, (x + dx, y + dy), FONT, scale, OUTLINE, thickness, cv2.LINE_AA)
-    cv2.putText(image, text, (x, y), FONT, scale, TEXT, thickness, cv2.LINE_AA)
+    shifts = ((-1, -1), (-1, 1), (1, -1), (1, 1), (0, 2), (2, 0), (0, -2), (-2, 0)) if outline else ()
+    for dx, dy in shifts:  # the outline is shifted copies: a thicker stroke would widen the letters' advance
+        cv2.putText(image, text, (x + dx, y + dy), FONT, scale, outline, thickness, cv2.LINE_AA)
+    cv2.putText(image, text, (x, y), FONT, scale, colour, thickness, cv2.LINE_AA)
     return image
 
 
@@ -187,3 +195,18 @@ def iuv_picture(
     out[iuv_contours(part, u)] = (255, 255, 255)
     out[iuv_contours(part, v)] = (0, 0, 0)
     return out
+
+
+def short_part_name(name: str) -> str:
+    """ "upper_leg_right_back" -> "up leg R back": DensePose part names short enough for a legend cell."""
+    words = {"upper": "up", "lower": "low", "right": "R", "left": "L"}
+    return " ".join(words.get(w, w) for w in name.split("_"))
+
+
+def densepose_legend(width: int, row_height: int = 16) -> np.ndarray:
+    """The legend of the 24 DensePose parts in the project's palette, as many columns as fit `width`."""
+    from pipeline.body.constants import DENSEPOSE_PART_NAMES
+
+    names = [short_part_name(n) for n in DENSEPOSE_PART_NAMES[1:]]
+    columns = max(1, min(6, width // 110))
+    return part_legend(names, part_colours_u8()[1:], width, columns, row_height)
