@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out",
         type=Path,
         default=DEFAULT_OUT,
-        help="folder for metrics.json and examples.png " + DVC_TRACKED,
+        help="folder for metrics.json, headline.json and examples.png " + DVC_TRACKED,
     )
     parser.add_argument(
         "--body-model", default=None, help="SMPL file/folder (default: the checkpoint's model)"

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt or last.pt of a run")
     boxes = parser.add_mutually_exclusive_group()
     boxes.add_argument("--bbox", default=None, help="person box x,y,w,h in full-image pixels")
-    boxes.add_argument("--boxes", type=Path, default=None, help="JSON file of person boxes (see above)")
+    boxes.add_argument("--boxes", type=Path, default=None, help="JSON file of person boxes (see below)")
     parser.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
     parser.add_argument("--batch-size", type=int, default=16, help="persons per network batch")
