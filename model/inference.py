@@ -15,6 +15,7 @@ image side (SPIN's demo convention), no extra padding.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,9 +29,12 @@ import torch
 from model.iuv import iuv_image
 from model.rotations import matrix_to_axis_angle
 from model.training.targets import LOADER_CROP, normalise_images
+from pipeline.body import load_dense_parts
+from pipeline.body.parts import DenseParts
 from pipeline.crop import BBOX_UNIT, crop_transform, warp
+from pipeline.render.annotate import draw_box, iuv_picture, part_colours_u8, row_label
 from pipeline.render.camera_fit import fit_translation
-from pipeline.render.cameras import PerspectiveCamera
+from pipeline.render.cameras import PerspectiveCamera, WeakPerspectiveCamera
 from pipeline.render.iuv import encode_iuv
 from pipeline.render.shade import render_shaded
 from pipeline.shards import encode_png
@@ -76,6 +80,15 @@ def validate_bbox(values, where: str) -> tuple[float, float, float, float]:
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
     """``"x,y,w,h"`` (image pixels) -> four floats; ValueError with the offending text otherwise."""
     return validate_bbox(text.split(","), f"--bbox {text!r}")
+
+
+def box_outside_image(bbox: tuple[float, float, float, float], height: int, width: int) -> str | None:
+    """Why the ``[x, y, w, h]`` box (pixel centres at integers) cannot be a person of a (height, width)
+    image: it lies entirely outside it; None when it overlaps the image."""
+    x, y, w, h = bbox
+    if x + w < -0.5 or y + h < -0.5 or x > width - 0.5 or y > height - 0.5:
+        return f"box [{x:g}, {y:g}, {w:g}, {h:g}] lies entirely outside the {width}x{height} image"
+    return None
 
 
 def box_from_xywh(bbox: tuple[float, float, float, float], padding: float = BOX_PADDING) -> PersonBox:
@@ -251,6 +264,39 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+@functools.lru_cache(maxsize=4)
+def dense_parts_for(body_model: str) -> DenseParts | None:
+    """The dense parts that colour a body model's mesh by DensePose part: the built-in model's own, or
+    DANET_DENSE_PARTS (UV_Processed.mat) for real SMPL; None when neither is available (one colour then)."""
+    try:
+        return load_dense_parts(os.environ.get("DANET_DENSE_PARTS", body_model))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _shade(
+    vertices: np.ndarray, faces: torch.Tensor, parts: DenseParts | None, camera, height: int, width: int,
+    background: np.ndarray, device: torch.device | str,
+) -> np.ndarray:  # fmt: skip
+    """(H, W, 3) uint8: the (V, 3) mesh shaded in part colours (one light blue without `parts`)."""
+    verts = torch.as_tensor(vertices, dtype=torch.float32, device=device)[None]
+    bg = torch.as_tensor(background, device=device)
+    if parts is None:
+        colours = torch.tensor(MESH_COLOUR, device=device).expand(verts.shape[1], 3)
+        out = render_shaded(
+            verts, faces.to(device), camera, height, width, background=bg, vertex_colors=colours
+        )
+    else:
+        palette = torch.as_tensor(part_colours_u8() / 255.0, dtype=torch.float32, device=device)
+        face_colours = palette[torch.as_tensor(parts.face_part, device=device).long()]
+        out = render_shaded(
+            verts[:, torch.as_tensor(parts.render_to_body, device=device).long()],
+            torch.as_tensor(parts.faces, device=device).long(), camera, height, width,
+            background=bg, face_colors=face_colours,
+        )  # fmt: skip
+    return out[0].cpu().numpy()
+
+
 def render_overlay(
     image: np.ndarray,
     vertices: np.ndarray,
@@ -258,10 +304,13 @@ def render_overlay(
     focal: float,
     principal: np.ndarray,
     device: torch.device | str = "cpu",
+    parts: DenseParts | None = None,
+    box: PersonBox | None = None,
 ) -> np.ndarray:
     """(H, W, 3) uint8 RGB image with the shaded (V, 3) mesh (camera-frame metres) seen by the pinhole camera
-    (focal pixels, principal (2,) pixels with centres at integers) blended over it; pixels the mesh does not
-    cover are unchanged."""
+    (focal pixels, principal (2,) pixels with centres at integers) blended over it, coloured by DensePose
+    part when `parts` is given, and the person's box (when it has one) drawn in green; other pixels are
+    unchanged."""
     height, width = image.shape[:2]
     k = torch.eye(3, dtype=torch.float32)[None].clone()
     k[0, 0, 0] = k[0, 1, 1] = float(focal)
@@ -269,13 +318,53 @@ def render_overlay(
     camera = PerspectiveCamera(
         K=k.to(device), R=torch.eye(3, device=device)[None], t=torch.zeros(1, 3, device=device)
     )
-    verts = torch.as_tensor(vertices, dtype=torch.float32, device=device)[None]
-    colours = torch.tensor(MESH_COLOUR, device=device).expand(verts.shape[1], 3)
-    shaded = render_shaded(
-        verts, faces.to(device), camera, height, width,
-        background=torch.as_tensor(image, device=device), vertex_colors=colours,
-    )[0].cpu().numpy()  # fmt: skip
-    return cv2.addWeighted(image, 1.0 - OVERLAY_ALPHA, shaded, OVERLAY_ALPHA, 0.0)
+    shaded = _shade(vertices, faces, parts, camera, height, width, image, device)
+    out = cv2.addWeighted(image, 1.0 - OVERLAY_ALPHA, shaded, OVERLAY_ALPHA, 0.0)
+    return draw_box(out, box.bbox) if box is not None and box.bbox is not None else out
+
+
+def side_view(
+    vertices: np.ndarray,
+    faces: torch.Tensor,
+    size: int,
+    device: torch.device | str = "cpu",
+    parts: DenseParts | None = None,
+) -> np.ndarray:
+    """(size, size, 3) uint8 RGB: the (V, 3) camera-frame mesh seen from its side (turned 90 degrees about the
+    image's vertical axis, so the photo's camera is on the left looking right), orthographic, filling 90 %
+    of the panel, labelled."""
+    verts = np.asarray(vertices, dtype=np.float64)
+    centred = verts - (verts.max(0) + verts.min(0)) / 2.0
+    turned = np.stack([centred[:, 2], centred[:, 1], -centred[:, 0]], axis=-1)  # depth becomes x
+    extent = max(float(np.ptp(turned[:, 0])), float(np.ptp(turned[:, 1])), 1e-3)
+    camera = WeakPerspectiveCamera(torch.tensor([[1.8 / extent, 0.0, 0.0]], device=device), float(size))
+    background = np.full((size, size, 3), 48, np.uint8)
+    panel = _shade(turned, faces, parts, camera, size, size, background, device)
+    return row_label(panel, "side view: camera on the left", max(10.0, size / 28))
+
+
+def iuv_in_image(iuv: np.ndarray, matrix: np.ndarray, image_shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """The network's (m, m, 3) uint8 IUV codes of a crop mapped onto the full image through the crop's (2, 3)
+    image-to-crop affine: (H, W) part numbers (the part whose bilinearly interpolated mask is largest, where
+    the foreground's is over one half), (H, W) u and v in [0, 1] (bilinear); 0 outside the crop.
+
+    Map pixel j covers crop pixels around q = (j + 0.5) * size / m - 0.5 (centres at integers), so image
+    pixel p reads map coordinate ``s (A p + b) + (s - 1) / 2`` with s = m / size."""
+    height, width = image_shape[:2]
+    s = iuv.shape[0] / LOADER_CROP
+    to_map = s * np.asarray(matrix, dtype=np.float64)
+    to_map[:, 2] += 0.5 * s - 0.5
+    flags = cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR
+    uv = cv2.warpAffine(iuv[..., 1:].astype(np.float32) / 255.0, to_map, (width, height), flags=flags)
+    # parts: each part's mask interpolated bilinearly, the largest wins where the person's share is over
+    # one half (smooth outlines instead of magnified map pixels)
+    labels = [k for k in np.unique(iuv[..., 0]) if k > 0]
+    if not labels:
+        return np.zeros((height, width), np.int64), uv[..., 0], uv[..., 1]
+    warp_mask = lambda mask: cv2.warpAffine(mask.astype(np.float32), to_map, (width, height), flags=flags)  # noqa: E731
+    masks = np.stack([warp_mask(iuv[..., 0] == k) for k in labels])
+    part = np.where(warp_mask(iuv[..., 0] > 0) > 0.5, np.asarray(labels)[np.argmax(masks, axis=0)], 0)
+    return part.astype(np.int64), uv[..., 0], uv[..., 1]
 
 
 def person_record(
@@ -321,23 +410,32 @@ def write_person(
     faces: torch.Tensor,
     image_name: str,
     device: torch.device | str = "cpu",
+    extra: dict | None = None,
+    parts: DenseParts | None = None,
 ) -> list[Path]:
-    """Write person ``stem`` (e.g. ``person0``) of a batch: ``_mesh.obj`` (image camera frame), ``_params.json``,
-    ``_iuv.png`` (map size) and ``_overlay.png`` (image size) into ``out_dir``; returns the paths."""
+    """Write person ``stem`` (e.g. ``person0``) of a batch into ``out_dir``: ``_mesh.obj`` (image camera
+    frame), ``_params.json`` (plus the entries of ``extra``), ``_iuv.png`` (raw codes, map size),
+    ``_iuv_vis.png`` (the same for people: part colours and U/V iso-lines over the photo, image size),
+    ``_overlay.png`` (box and mesh, in part colours when ``parts`` is given, over the photo, image size) and
+    ``_side.png`` (the mesh from its side, image height square); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     one = {key: value[index : index + 1] for key, value in camera.items()}
     vertices = to_image_frame(prediction["vertices"][index : index + 1], one)[0]
-    paths = {
-        name: out_dir / f"{stem}_{name}" for name in ("mesh.obj", "params.json", "iuv.png", "overlay.png")
-    }
+    names = ("mesh.obj", "params.json", "iuv.png", "iuv_vis.png", "overlay.png", "side.png")
+    paths = {name: out_dir / f"{stem}_{name}" for name in names}
     atomic_write_bytes(paths["mesh.obj"], obj_text(vertices, faces.cpu().numpy()).encode())
-    record = person_record(prediction, camera, index, box, image_name)
+    record = {**person_record(prediction, camera, index, box, image_name), **(extra or {})}
     atomic_write_bytes(paths["params.json"], (json.dumps(record, indent=1) + "\n").encode())
     atomic_write_bytes(paths["iuv.png"], encode_png(prediction["iuv"][index]))
+    matrix = crop_transform(np.asarray(box.center), box.scale, LOADER_CROP)
+    picture = iuv_picture(*iuv_in_image(prediction["iuv"][index], matrix, image.shape), background=image)
+    atomic_write_bytes(paths["iuv_vis.png"], png_bytes(picture))
     overlay = render_overlay(
-        image, vertices, faces, camera["focal"][index], camera["principal"][index], device
+        image, vertices, faces, camera["focal"][index], camera["principal"][index], device, parts, box
     )
     atomic_write_bytes(paths["overlay.png"], png_bytes(overlay))
+    side = side_view(vertices, faces, image.shape[0], device, parts)
+    atomic_write_bytes(paths["side.png"], png_bytes(side))
     return list(paths.values())
 
 

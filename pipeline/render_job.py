@@ -405,7 +405,7 @@ def render_dataset(
         cluster = None
         if scheduler is None:
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
+                                   dashboard_address=":0")  # fmt: skip  # any free port: 8787 may be taken
         try:
             with Client(scheduler or cluster) as client:
                 t_work = time.perf_counter()  # throughput excludes the cluster's start-up

@@ -11,7 +11,6 @@ re-renders, and an unchanged one keeps the shards).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from pipeline.body import BodyModelFileError, load_body_model, load_dense_parts
 from pipeline.body.spec import BodySpec
 from pipeline.files import atomic_write_text
+from stages.cli import stage_parser
 
 # A few recognisable poses as (joint, axis-angle in radians) lists on top of the T-pose.
 DEMO_POSES: dict[str, list[tuple[int, tuple[float, float, float]]]] = {
@@ -78,7 +78,7 @@ def write_identity(path: Path, spec: BodySpec) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.body_info", description=__doc__.split("\n\n")[0])
+    parser = stage_parser("body_info", __doc__)
     parser.add_argument(
         "--model", "--body-model", default="anny-smpl24", help="built-in name, SMPL .pkl/.npz file or folder"
     )

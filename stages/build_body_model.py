@@ -15,16 +15,13 @@ import sys
 from pathlib import Path
 
 from pipeline.body.smpl_io import BUILTIN_MODELS, write_npz_deterministic
+from stages.cli import stage_parser
 
 DEFAULT_OUT = BUILTIN_MODELS["anny-smpl24"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m stages.build_body_model",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    parser = stage_parser("build_body_model", __doc__)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the .npz asset")
     parser.add_argument(
         "--samples", type=int, default=1000, help="adult phenotypes sampled for the shape PCA"

@@ -12,7 +12,9 @@ and the PA-MPJPE ratio to it, a per-action table when the dataset has actions, a
 accuracy, body-segment accuracy and foreground IoU in percent where ground-truth IUV exists.
 Figures comparable with papers need real SMPL: --body-model SMPL_FOLDER (gendered ground truth, as 3DPW's
 protocol asks) and --h36m-regressor J_regressor_h36m.npy (the field's joints); metrics.json's
-protocol.comparable_with_papers says whether they were used.
+protocol.comparable_with_papers says whether they were used. OUT/headline.json holds five of the figures
+under short names (for `dvc metrics show`); examples.png has column titles, each row's PA-MPJPE and the
+part legend. It prints what the checkpoint was trained on first.
 """
 
 from __future__ import annotations
@@ -24,15 +26,25 @@ import sys
 from pathlib import Path
 
 import cv2
-import torch
 
 from model.evaluation import evaluate, shard_metadata
 from model.protocols import Protocol, protocol_for
 from model.training.checkpoint import CheckpointError, model_from_checkpoint
+from model.training.provenance import checkpoint_provenance, describe
 from model.visualize import example_grid
 from pipeline.augment import AugmentConfig
 from pipeline.loader import Source, make_dataset
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, note_tracked_out, resolve_device, stage_parser
+
+DEFAULT_OUT = Path("metrics/demo")
+HEADLINE_FILE = "headline.json"  # the few numbers `dvc metrics show` prints (metrics.json has everything)
+
+
+def headline(summary: dict) -> dict:
+    """The evaluation's main numbers under short names, so that `dvc metrics show` fits a terminal."""
+    names = {"pa_mpjpe": "pa_mpjpe", "mpjpe": "mpjpe", "pve_p": "pve_p",
+             "pa_mpjpe_ratio_to_mean_pose": "vs_mean_pose", "iuv_part_accuracy": "part_acc"}  # fmt: skip
+    return {short: summary[key] for key, short in names.items() if summary.get(key) is not None}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +54,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="val", help="split to evaluate")
     parser.add_argument("--shards", type=Path, default=Path("data/shards"), help="shard root")
     parser.add_argument(
-        "--out", type=Path, default=Path("metrics/demo"), help="folder for metrics.json and examples.png"
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="folder for metrics.json, headline.json and examples.png " + DVC_TRACKED,
     )
     parser.add_argument(
         "--body-model", default=None, help="SMPL file/folder (default: the checkpoint's model)"
@@ -63,8 +78,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--protocol", choices=("auto", "h36m-p1", "h36m-p2", "mpi-inf-3dhp", "3dpw", "mesh", "keypoints"),
         default="auto", help="joints and ground truth (auto: by dataset and split, see model.protocols)",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=32, help="samples per network batch")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run")
     parser.add_argument("--examples", type=int, default=8, help="rows in examples.png")
     parser.add_argument(
         "--ground-truth-maps",
@@ -87,13 +102,10 @@ def chosen_protocol(choice: str, dataset: str, split: str) -> Protocol:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if args.device == "auto"
-        else args.device
-    )
+    device = resolve_device("evaluate", args.device)
+    if device is None:
+        return 2
+    note_tracked_out("evaluate", args.out, DEFAULT_OUT)
     folder = args.shards / args.dataset / args.split
     if not (folder / "index.json").is_file():
         print(f"evaluate: no shards at {folder} (index.json missing)", file=sys.stderr)
@@ -112,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, CheckpointError) as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
+    print(f"evaluate: {args.checkpoint}: {describe(checkpoint_provenance(args.checkpoint))}", file=sys.stderr)
     if body is None and (args.h36m_regressor or args.extra_regressor):
         network.attach_body_model(load(config.get("body_model", "anny-smpl24")))
 
@@ -126,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         [Source(str(folder))], batch_size=args.batch_size, augment=AugmentConfig(enabled=False),
         shuffle=False, onehot=False, seed=0,
     )  # fmt: skip
-    summary, _, examples = evaluate(
+    summary, records, examples = evaluate(
         network, dataset, shard_metadata(folder), gt_body, device, args.examples, args.ground_truth_maps,
         chosen_protocol(args.protocol, args.dataset, args.split),
     )  # fmt: skip
@@ -135,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         summary["ground_truth_maps"] = True
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    grid = example_grid(examples, network.body.faces.cpu())
+    (args.out / HEADLINE_FILE).write_text(json.dumps(headline(summary), indent=2) + "\n")
+    grid = example_grid(
+        examples, network.body.faces.cpu(), [r.get("pa_mpjpe") for r in records[: len(examples)]]
+    )
     cv2.imwrite(str(args.out / "examples.png"), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     print(json.dumps(summary))
     return 0

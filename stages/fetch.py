@@ -26,9 +26,7 @@ from stages.cli import stage_parser
 def build_parser() -> argparse.ArgumentParser:
     p = stage_parser("fetch", __doc__)
     p.add_argument("--dataset", help="dataset name (a manifests/sources/NAME.yaml); see --list")
-    p.add_argument(
-        "--root", default="data/raw", help="RAW_DIR: files go to RAW_DIR/<dataset>/ (default %(default)s)"
-    )
+    p.add_argument("--root", default="data/raw", help="RAW_DIR: files go to RAW_DIR/<dataset>/")
     p.add_argument(
         "--sources",
         default=str(DEFAULT_SOURCES_DIR),

@@ -25,14 +25,14 @@ import sys
 from pipeline.datasets.ingest import ingest_dataset, summary_json
 from pipeline.datasets.sources import DEFAULT_SOURCES_DIR, SourceError, load_source
 from pipeline.datasets.spin_npz import IngestError
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = stage_parser("ingest", __doc__)
     p.add_argument("--dataset", required=True, help="dataset name (a manifests/sources/NAME.yaml)")
-    p.add_argument("--root", default="data/raw", help="RAW_DIR holding <dataset>/ (default %(default)s)")
-    p.add_argument("--out", default="data/manifests", help="MANIFEST_DIR to write into (default %(default)s)")
+    p.add_argument("--root", default="data/raw", help="RAW_DIR holding <dataset>/")
+    p.add_argument("--out", default="data/manifests", help="MANIFEST_DIR to write into " + DVC_TRACKED)
     p.add_argument("--sources", default=str(DEFAULT_SOURCES_DIR), help="folder of source manifests")
     p.add_argument("--split", action="append", help="only this split (repeatable); default: all")
     p.add_argument("--workers", type=int, default=None, help="Dask worker processes for many-file formats")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pipeline.render_job import add_dataset_arguments, main_dataset
 from pipeline.shards import read_index
-from stages.cli import stage_parser
+from stages.cli import resolve_device, stage_parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.png",
         help="write a picture of the default body in a few poses, front and back: shaded | I | U | V",
     )
-    parser.add_argument("--size", type=int, default=224, help="side of each rendered tile in pixels (224)")
+    parser.add_argument("--size", type=int, default=224, help="side of each rendered tile in pixels")
     parser.add_argument(
         "--backend",
         choices=("auto", "warp", "torch"),
@@ -79,6 +79,8 @@ def empty_splits(summaries: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.dataset:
+        if resolve_device("render_iuv", args.device) is None:
+            return 2
         if problem := dataset_args_problem(args):
             print(f"render_iuv: {problem}", file=sys.stderr)
             return 2

@@ -25,12 +25,16 @@ from tqdm import tqdm
 from pipeline.body import load_body_model, load_dense_parts
 from pipeline.synth.mean_params import write_mean_params
 from pipeline.synth.scene import render_scene_batch
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, note_tracked_out, stage_parser
+
+DEFAULT_OUT = Path("data/raw/synth")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = stage_parser("synthesize", __doc__)
-    parser.add_argument("--out", type=Path, default=Path("data/raw/synth"), help="dataset folder to write")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="dataset folder to write " + DVC_TRACKED
+    )
     parser.add_argument("--n", type=int, default=2000, help="number of images (one person each)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="share of images in the val split")
@@ -42,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 2 or not 0 < args.val_fraction < 1:
         parser.error("--n must be >= 2 and --val-fraction in (0, 1)")
+    note_tracked_out("synthesize", args.out, DEFAULT_OUT)
     return args
 
 

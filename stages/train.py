@@ -21,7 +21,9 @@ from pathlib import Path
 from model.training.checkpoint import CheckpointError
 from model.training.config import check_files, load_train_config
 from model.training.loop import Trainer, TrainingError
-from stages.cli import stage_parser
+from stages.cli import DVC_TRACKED, note_tracked_out, resolve_device, stage_parser
+
+DEFAULT_OUT = Path("checkpoints/demo")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -29,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--config", type=Path, help="training YAML (configs/train/*.yaml); defaults otherwise"
     )
-    parser.add_argument("--out", type=Path, default=Path("checkpoints/demo"), help="run folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="run folder " + DVC_TRACKED)
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     parser.add_argument("--body-model", default="anny-smpl24", help="built-in name or SMPL file/folder")
     parser.add_argument(
@@ -56,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, TypeError, ValueError) as err:
         print(f"train: bad configuration: {one_line(err)}", file=sys.stderr)
         return 2
+    if resolve_device("train", config.run.device) is None:  # run.device=cuda on a machine without CUDA
+        return 2
+    note_tracked_out("train", args.out, DEFAULT_OUT)
     try:
         body = None
         if args.body_model != "anny-smpl24" or args.extra_regressor:

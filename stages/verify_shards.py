@@ -1,4 +1,6 @@
-"""Check a split's shards against its index.json: ``python -m stages.verify_shards SHARD_DIR/NAME/SPLIT``.
+"""Check a split's shards against its index.json.
+
+    python -m stages.verify_shards SHARD_DIR/NAME/SPLIT [...] [--json]
 
 For every shard in the index: present, byte size and md5 as recorded, sample count as recorded, every
 sample's sha256 member matches its other members (a flipped byte is reported by key; a shard written
@@ -9,13 +11,13 @@ reported too. Problems are printed by shard and key; the exit code is 1 when the
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import shards as fmt
+from stages.cli import stage_parser
 
 
 def verify_split(folder: str | Path) -> dict[str, list[tuple[str, str]]]:
@@ -42,7 +44,7 @@ def verify_split(folder: str | Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = stage_parser("verify_shards", __doc__)
     parser.add_argument("folder", nargs="+", help="SHARD_DIR/NAME/SPLIT folder(s) holding index.json")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)

@@ -134,7 +134,8 @@ def test_folder_run_writes_valid_files_and_skips_bad_ones(setup, capsys, tmp_pat
     for image_path in setup["good"]:
         folder = out / image_path.stem
         assert sorted(p.name for p in folder.iterdir()) == [
-            "person0_iuv.png", "person0_mesh.obj", "person0_overlay.png", "person0_params.json",
+            "person0_iuv.png", "person0_iuv_vis.png", "person0_mesh.obj", "person0_overlay.png",
+            "person0_params.json", "person0_side.png",
         ]  # fmt: skip
         vertices, faces = read_obj(folder / "person0_mesh.obj")
         assert vertices.shape == (body.num_vertices, 3) and faces.shape == tuple(body.faces.shape)

@@ -39,7 +39,7 @@ def test_demo_stage_writes_a_png(tmp_path):
     out = tmp_path / "demo.png"
     assert main(["--demo", str(out), "--size", "48", "--backend", "torch"]) == 0
     img = cv2.imread(str(out))
-    assert img is not None and img.shape[1] == 4 * 48 and img.shape[0] % 48 == 0
+    assert img is not None and img.shape[1] == 4 * 48 and img.shape[0] > 6 * 48  # + titles, bars, legend
     assert img.reshape(-1, 3).max() > 100  # something was drawn
 
 

@@ -61,6 +61,7 @@ class RunConfig:
     threads: int | None = None  # torch CPU threads (None: torch's default)
     max_nonfinite: int = 20  # consecutive NaN/inf losses before the run stops
     keep_previous: bool = True  # keep the replaced last.pt as last.prev.pt: --resume's fallback
+    val_samples: int = 0  # val samples scored at each checkpoint (training/validation.py); 0: off
 
 
 @dataclass

@@ -34,14 +34,17 @@ from model.training.checkpoint import (
     temp_path,
 )
 from model.training.config import TrainConfig, config_as_dict
+from model.training.curves import write_curves
 from model.training.init import (
     freeze_modules,
     keep_frozen_in_eval,
     load_module_weights,
     load_pretrained_backbones,
 )
+from model.training.provenance import training_provenance
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
+from model.training.validation import record_validation
 from pipeline.loader import Source, make_dataset, make_loader
 
 log = logging.getLogger(__name__)
@@ -197,6 +200,7 @@ class Trainer:
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
             "labels_dropped": self.labels_dropped,
+            "provenance": training_provenance(config_as_dict(self.cfg), self.body_name, self.step),
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
@@ -327,6 +331,7 @@ class Trainer:
                 window, window_start, window_samples = [], time.perf_counter(), 0
             if self.step % cfg.run.checkpoint_every == 0 or self.step == cfg.run.steps:
                 last_good = self.save()
+                record_validation(self)
         bar.close()
         self.save(FINAL_MODEL)
         summary = self._summary(time.perf_counter() - started, log_path)
@@ -337,6 +342,7 @@ class Trainer:
                 for r in map(json.loads, log_path.read_text().splitlines())
             ]
             (self.out_dir / CURVE_FILE).write_text(json.dumps(curve, indent=1) + "\n")
+            write_curves(self.out_dir)
         return summary
 
     def _log_record(self, window: list[dict[str, float]], samples_per_s: float, batch: dict) -> dict:

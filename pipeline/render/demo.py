@@ -15,10 +15,13 @@ import cv2
 import numpy as np
 import torch
 
+from pipeline.render import annotate
 from pipeline.render.cameras import WeakPerspectiveCamera
 from pipeline.render.iuv import IUVRenderer, encode_iuv
 from pipeline.render.meshes import sphere_dense_parts
 from pipeline.render.shade import part_palette, render_shaded
+
+DEMO_COLUMNS = ("shaded, part colours", "I: part", "U", "V")
 
 # (name, {SMPL joint index: axis-angle}) of the demo poses; SMPL joints: 1/2 hips, 4/5 knees,
 # 16/17 shoulders, 18/19 elbows.
@@ -72,13 +75,14 @@ def demo_meshes():
 
 
 def _colourise(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(H,W) uint8 -> (H,W,3) RGB uint8 with a colour map on the foreground, black elsewhere."""
-    rgb = cv2.applyColorMap(values, cv2.COLORMAP_JET)[..., ::-1]
+    """(H,W) uint8 -> (H,W,3) RGB uint8 with the jet colour map on the foreground, black elsewhere."""
+    rgb = annotate.colour_ramp(values / 255.0, cv2.COLORMAP_JET)
     return np.where(mask[..., None], rgb, 0).astype(np.uint8)
 
 
 def demo_panel(size: int = 224, backend: str = "auto") -> tuple[np.ndarray, str]:
-    """(rows*size, 4*size, 3) uint8 RGB: one row per (pose, view), columns shaded | I | U | V."""
+    """(H, 4*size, 3) uint8 RGB: column headers, one row per (pose, view) with columns shaded | I | U | V,
+    colour bars under U and V (0..1, jet) and the part legend (the palette of the shaded and I columns)."""
     vertices, names, parts, source = demo_meshes()
     front = _rotation("x", math.pi)  # SMPL y-up, facing +z -> camera y-down, facing the camera
     back = front @ _rotation("y", math.pi)
@@ -108,9 +112,14 @@ def demo_panel(size: int = 224, backend: str = "auto") -> tuple[np.ndarray, str]
                 )
             )
             labels.append(f"{names[i]} {view}")
-    panel = np.concatenate(rows, axis=0)
-    for r, label in enumerate(labels):
-        cv2.putText(panel, label, (4, r * size + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1)
+    rows = [np.concatenate([annotate.row_label(r[:, :size], label, max(10.0, size / 18)), r[:, size:]], axis=1)
+            for r, label in zip(rows, labels, strict=True)]  # fmt: skip
+    bars = np.concatenate(
+        [annotate.strip(30, 2 * size), annotate.colour_bar(size, "U"), annotate.colour_bar(size, "V")], axis=1
+    )
+    panel = annotate.stack_rows(
+        annotate.header_row(list(DEMO_COLUMNS), size), *rows, bars, annotate.densepose_legend(4 * size)
+    )
     return panel, source
 
 

@@ -8,6 +8,11 @@ raster_torch.py operation by operation. Warp's kernel cache lives in the project
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
+
 import torch
 import warp as wp
 
@@ -23,14 +28,42 @@ def warp_cache_dir() -> str:
     return str(cache_subdir("warp"))
 
 
+def cuda_driver_present() -> bool:
+    """Whether the NVIDIA driver library (libcuda) loads: without it Warp can only run on the CPU."""
+    for name in ("libcuda.so", "libcuda.so.1", "nvcuda.dll"):
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """Send file descriptor 2 to the null device for the block (Warp's native code prints there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def init_warp() -> None:
-    """Point Warp's kernel cache at the project cache folder and initialise Warp (once, quietly)."""
+    """Point Warp's kernel cache at the project cache folder and initialise Warp (once, quietly: on a machine
+    without the NVIDIA driver, Warp's "Could not find or load the NVIDIA CUDA driver" line is not printed,
+    since CPU rendering is what is expected there; its errors still raise)."""
     if _state["ready"]:
         return
     path = warp_cache_dir()
     wp.config.kernel_cache_dir = path
     wp.config.log_level = wp.LOG_WARNING
-    wp.init()
+    with contextlib.nullcontext() if cuda_driver_present() else _stderr_silenced():
+        wp.init()
     # Warp may have been initialised earlier by someone else with its default (home) cache: move it here.
     if wp.config.kernel_cache_dir != path:
         from warp._src.build import init_kernel_cache
