@@ -20,18 +20,11 @@ def run_block(code: str, name: str) -> None:
 
 
 README_BLOCKS = python_blocks(ROOT / "README.md")
-BROKEN = "out = body(betas=betas, pose=pose, transl=transl)"  # README before issue 18: names never defined
 
 
 @pytest.mark.parametrize("index", range(len(README_BLOCKS)))
 def test_readme_python_snippet_runs(index):
-    code = README_BLOCKS[index]
-    try:
-        run_block(code, f"README.md python block {index}")
-    except NameError as err:
-        if BROKEN in code:  # the known defect, until the lead pastes docs/first-hour.md's README text
-            pytest.xfail(f"README's body-model snippet: {err}; corrected text in docs/first-hour.md")
-        raise
+    run_block(README_BLOCKS[index], f"README.md python block {index}")
 
 
 def test_readme_has_python_snippets():
