@@ -4,8 +4,20 @@ One or several datasets (``Source(folder, weight)``, ``folder`` = ``SHARD_DIR/NA
 are read shard by shard, split across nodes (``torch.distributed`` rank) and DataLoader workers, shuffled
 (shard order + a sample buffer), decoded, mixed by weight, augmented (:mod:`pipeline.augment`) and batched.
 With ``resampled=True`` every worker draws shards with replacement forever and ``epoch_batches`` sets the
-epoch length (per worker), the usual set-up for DDP. A sample that fails to read or decode is logged and
-skipped; :data:`SKIPPED` counts them per process and every batch carries the worker's running count.
+epoch length (per worker), the usual set-up for DDP.
+
+One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
+is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
+replacement, seeded by ``r * 1000 + w``, epoch and seed), its sample shuffle buffer (seeded by seed + epoch
++ ``(r * W + w) << 64``, see :func:`stream_index`) and its augmentation and mixing generators
+(``SeedSequence([seed, r, w, epoch, salt])``) all depend on ``(r, w)``, so no two streams repeat each
+other, while stream (0, 0) is exactly the single-process stream. Every sample stays reachable from every
+stream (each draw picks any shard with probability 1 / shards, and a shard is read whole). Without
+resampling, shards are split between ranks, then workers: disjoint streams (one with no shard left
+over yields nothing).
+
+A sample that fails to read or decode is logged and skipped; :data:`SKIPPED` counts them per process and
+every batch carries the worker's running count.
 
 Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56, 56) (I, U, V codes);
 ``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
@@ -226,10 +238,33 @@ class Augment:
                 SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
 
 
+def stream_index() -> int:
+    """This process's stream among all (rank, DataLoader worker) pairs: ``rank * num_workers + worker``."""
+    rank, _, worker, workers = wds.utils.pytorch_worker_info()
+    return rank * workers + worker
+
+
+class _StreamShuffle(wds.detshuffle):
+    """``wds.detshuffle`` (seeded ``seed + epoch``) with the stream index in the seed's bits above 64.
+
+    Stream 0 (rank 0, worker 0: every single-process run) shuffles exactly as ``wds.detshuffle``; the
+    others get their own permutations, where ``wds.detshuffle`` alone gives every rank and worker the
+    same one (so with a single shard all ranks saw the same sample sequence).
+    """
+
+    def run(self, src):
+        base = self.seed
+        self.seed = base + (stream_index() << 64)
+        try:
+            return super().run(src)  # seeds its generator here, before returning the lazy shuffle
+        finally:
+            self.seed = base
+
+
 def _shuffler(size: int, seed: int | None):
-    """A shuffle stage over ``size`` items: repeatable per epoch with a seed, fresh entropy without."""
+    """A shuffle stage over ``size`` items: repeatable per epoch and stream with a seed, fresh without."""
     initial = min(size, 100)
-    return wds.shuffle(size, initial) if seed is None else wds.detshuffle(size, initial, seed=seed)
+    return wds.shuffle(size, initial) if seed is None else _StreamShuffle(size, initial, seed=seed)
 
 
 def _read_shards(urls: Iterator[dict], handler: SkipCounter = SKIPPED) -> Iterator[dict]:

@@ -8,8 +8,6 @@ task runs must not show in the output.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.test_scale_helpers import REPO, child_env, stop_tree
+
 STARTUP_TIMEOUT_S = 90
 RENDER_TIMEOUT_S = 300
 
@@ -29,34 +28,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict[str, str]:
-    """Child processes import this checkout's packages, whatever the editable install points at."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     handle = log.open("wb")
     try:
-        # own session: the nanny's worker child is stopped with its parent (killpg on this pid's group)
-        return subprocess.Popen(args, cwd=REPO, env=_env(), stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # fmt: skip
+        return subprocess.Popen(args, cwd=REPO, env=child_env(), stdout=handle, stderr=subprocess.STDOUT)
     finally:
         handle.close()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except (ProcessLookupError, PermissionError):
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
 
 
 def _wait_for_workers(address: str, n: int, procs: list[subprocess.Popen], logs: list[Path]) -> None:
@@ -88,7 +65,7 @@ def _tasks_seen_by_scheduler(address: str) -> set[str]:
 
 
 def _render(args: list[str]) -> dict:
-    result = subprocess.run([sys.executable, "-m", "stages.render_iuv", *args], cwd=REPO, env=_env(),
+    result = subprocess.run([sys.executable, "-m", "stages.render_iuv", *args], cwd=REPO, env=child_env(),
                             capture_output=True, text=True, timeout=RENDER_TIMEOUT_S)  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -125,7 +102,7 @@ def test_render_iuv_on_external_dask_cluster_matches_in_process_build(tmp_path):
         seen = _tasks_seen_by_scheduler(address)
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop_tree(proc.pid)
 
     assert remote["shards_built"] == local["shards_built"] and remote["samples"] == local["samples"]
     assert len(seen) == local["shards_built"], "every shard task went through the external scheduler"

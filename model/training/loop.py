@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,15 @@ from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
+from model.training.distributed import (
+    Distributed,
+    NonfiniteInjector,
+    all_finite,
+    barrier,
+    gather_objects,
+    init_distributed,
+    rank_seed,
+)
 from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
@@ -42,27 +49,6 @@ CURVE_FILE = "train_curve.json"  # [{step, loss, lr}, ...] for `dvc plots`
 
 class TrainingError(RuntimeError):
     """The run cannot go on (e.g. repeated non-finite losses); the last good checkpoint is kept."""
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> Distributed:
-    """Joins the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend)
-    return Distributed(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def resolve_device(name: str, dist: Distributed) -> torch.device:
@@ -109,8 +95,9 @@ class Trainer:
         self.device = resolve_device(cfg.run.device, self.dist)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
-        torch.manual_seed(cfg.run.seed)
-        np.random.seed(cfg.run.seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
+        torch.manual_seed(rank_seed(cfg.run.seed, self.dist))
+        np.random.seed(rank_seed(cfg.run.seed, self.dist) % 2**32)  # noqa: NPY002 - third-party users
+        self.inject_nonfinite = NonfiniteInjector.from_env()  # test hook, empty unless its env var is set
         if body is None:
             from pipeline.body import load_body_model
 
@@ -152,9 +139,14 @@ class Trainer:
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
+        """Rank 0 writes `name`; under DDP every rank must call this (it gathers each rank's RNG state)."""
+        rng_ranks = gather_objects(rng_state(), self.dist) if self.dist.active else None
         if not self.dist.is_main:
             return None
-        return save_checkpoint(self.out_dir / name, self.checkpoint_payload())
+        payload = self.checkpoint_payload()
+        if rng_ranks is not None:
+            payload["rng_ranks"] = rng_ranks
+        return save_checkpoint(self.out_dir / name, payload)
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Restores model, optimiser, schedule, step and RNG from `path` (default: out_dir/last.pt)."""
@@ -167,7 +159,12 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
         self.nonfinite_total = int(payload.get("nonfinite_total", 0))
-        set_rng_state(payload["rng"])
+        rng_ranks = payload.get("rng_ranks") or []
+        if self.dist.active and len(rng_ranks) != self.dist.world_size:
+            log.warning("%s was written by %d rank(s), not %d: every rank resumes rank 0's RNG state",
+                        path, max(len(rng_ranks), 1), self.dist.world_size)  # fmt: skip
+        same_world = len(rng_ranks) == self.dist.world_size
+        set_rng_state(rng_ranks[self.dist.rank] if same_world else payload["rng"])
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -191,8 +188,11 @@ class Trainer:
             else:
                 terms = danet_losses(pred, targets, self.net_cfg, self.body)
             total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
+        if self.inject_nonfinite.fires(self.step, self.dist.rank):
+            total = total * float("nan")
+        finite = all_finite(total.detach(), self.dist)  # all ranks skip together, or none does
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+        if not finite:
             return None
         total.backward()
         if cfg.optim.grad_clip:
@@ -252,6 +252,7 @@ class Trainer:
                 last_good = self.save()
         bar.close()
         self.save(FINAL_MODEL)
+        barrier(self.dist)  # rank 0's log is complete before any rank reads it for the summary
         summary = self._summary(time.perf_counter() - started, log_path)
         if self.dist.is_main:
             (self.out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
