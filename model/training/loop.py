@@ -3,7 +3,8 @@
 Data order is a pure function of (seed, segment), a segment being the steps between two checkpoints: the
 loader is rebuilt at every checkpoint boundary with that segment's seed. A run resumed from a checkpoint
 therefore sees the same batches, model randomness (restored RNG states) and schedule as one that never
-stopped. One process, or several under torchrun (DDP; shards are split by rank and by loader worker).
+stopped. One process, or several under torchrun (DDP, see model.training.distributed; one data stream per
+rank and loader worker, see pipeline.loader).
 """
 
 from __future__ import annotations
