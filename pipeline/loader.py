@@ -4,7 +4,14 @@ One or several datasets (``Source(folder, weight)``, ``folder`` = ``SHARD_DIR/NA
 are read shard by shard, split across nodes (``torch.distributed`` rank) and DataLoader workers, shuffled
 (shard order + a sample buffer), decoded, mixed by weight, augmented (:mod:`pipeline.augment`) and batched.
 With ``resampled=True`` every worker draws shards with replacement forever and ``epoch_batches`` sets the
-epoch length (per worker), the usual set-up for DDP.
+epoch length (per worker), the usual set-up for DDP. A sample that fails to read or decode is logged and
+skipped; :data:`SKIPPED` counts them per process and every batch carries the worker's running count.
+
+Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56, 56) (I, U, V codes);
+``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
+``kp2d`` float32 (B, 24, 3) in input pixels (x, y, visibility); ``kp3d`` float32 (B, 24, 4);
+``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
+``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int.
 
 One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
 is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
@@ -15,15 +22,6 @@ other, while stream (0, 0) is exactly the single-process stream. Every sample st
 stream (each draw picks any shard with probability 1 / shards, and a shard is read whole). Without
 resampling, shards are split between ranks, then workers: disjoint streams (one with no shard left
 over yields nothing).
-
-A sample that fails to read or decode is logged and skipped; :data:`SKIPPED` counts them per process and
-every batch carries the worker's running count.
-
-Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56, 56) (I, U, V codes);
-``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
-``kp2d`` float32 (B, 24, 3) in input pixels (x, y, visibility); ``kp3d`` float32 (B, 24, 4);
-``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
-``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int.
 """
 
 from __future__ import annotations

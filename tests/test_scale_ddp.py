@@ -71,12 +71,11 @@ def test_all_finite_and_the_injector_alone():
     assert not injector.fires(2, 0) and injector.fires(2, 1) and not injector.fires(2, 1)
 
 
-def test_injector_env_errors_name_the_variable(monkeypatch):
-    monkeypatch.setenv("DANET_DEBUG_NONFINITE", "3:1, 5:0")
-    assert NonfiniteInjector.from_env().at == {(3, 1), (5, 0)}
-    monkeypatch.setenv("DANET_DEBUG_NONFINITE", "3-1")
+def test_injector_env_errors_name_the_variable():
+    assert NonfiniteInjector.from_env({"DANET_DEBUG_NONFINITE": "3:1, 5:0"}).at == {(3, 1), (5, 0)}
+    assert NonfiniteInjector.from_env({}).at == set()
     with pytest.raises(ValueError, match="DANET_DEBUG_NONFINITE.*'3-1'"):
-        NonfiniteInjector.from_env()
+        NonfiniteInjector.from_env({"DANET_DEBUG_NONFINITE": "3-1"})
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,8 +109,9 @@ class NonfiniteInjector:
     at: set[tuple[int, int]] = field(default_factory=set)
 
     @classmethod
-    def from_env(cls) -> NonfiniteInjector:
-        text = os.environ.get(NONFINITE_ENV, "").strip()
+    def from_env(cls, environ: Mapping[str, str]) -> NonfiniteInjector:
+        """The pairs named by ``environ[DANET_DEBUG_NONFINITE]`` (none when it is unset)."""
+        text = environ.get(NONFINITE_ENV, "").strip()
         pairs = set()
         for item in filter(None, (t.strip() for t in text.split(","))):
             step, sep, rank = item.partition(":")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -98,7 +99,7 @@ class Trainer:
             torch.set_num_threads(cfg.run.threads)
         torch.manual_seed(rank_seed(cfg.run.seed, self.dist))
         np.random.seed(rank_seed(cfg.run.seed, self.dist) % 2**32)  # noqa: NPY002 - third-party users
-        self.inject_nonfinite = NonfiniteInjector.from_env()  # test hook, empty unless its env var is set
+        self.inject_nonfinite = NonfiniteInjector.from_env(os.environ)  # test hook; empty unless set
         if body is None:
             from pipeline.body import load_body_model
 
