@@ -19,6 +19,7 @@ steps (``DANET_DEBUG_NONFINITE="STEP:RANK[,STEP:RANK...]"``), each once.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from typing import Any
 import torch
 
 NONFINITE_ENV = "DANET_DEBUG_NONFINITE"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,19 @@ def barrier(dist: Distributed) -> None:
     """Wait for every rank (no-op for a single process)."""
     if dist.active:
         torch.distributed.barrier()
+
+
+def rank_rng_state(payload: dict[str, Any], dist: Distributed) -> Any:
+    """The RNG states this rank resumes from a checkpoint ``payload``: its own from ``rng_ranks`` when the
+    checkpoint was written by as many ranks as run now, else rank 0's ``rng`` (with a warning under DDP:
+    the resumed run is then not bit-identical to an uninterrupted one)."""
+    ranks = payload.get("rng_ranks") or []
+    if len(ranks) == dist.world_size and dist.active:
+        return ranks[dist.rank]
+    if dist.active:
+        log.warning("checkpoint written by %d rank(s), resumed by %d: every rank takes rank 0's RNG state",
+                    max(len(ranks), 1), dist.world_size)  # fmt: skip
+    return payload["rng"]
 
 
 def rank_seed(seed: int, dist: Distributed) -> int:

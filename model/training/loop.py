@@ -22,19 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import model.training.distributed as ddp
 from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from model.training.config import TrainConfig, config_as_dict
-from model.training.distributed import (
-    Distributed,
-    NonfiniteInjector,
-    all_finite,
-    barrier,
-    gather_objects,
-    init_distributed,
-    rank_seed,
-)
 from model.training.init import freeze_modules, keep_frozen_in_eval, load_module_weights
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
@@ -53,7 +45,7 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. repeated non-finite losses); the last good checkpoint is kept."""
 
 
-def resolve_device(name: str, dist: Distributed) -> torch.device:
+def resolve_device(name: str, dist: ddp.Distributed) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
@@ -93,13 +85,13 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, body=None, body_name: str = "anny-smpl24"):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
-        self.dist = init_distributed()
+        self.dist = ddp.init_distributed()
         self.device = resolve_device(cfg.run.device, self.dist)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
-        torch.manual_seed(rank_seed(cfg.run.seed, self.dist))
-        np.random.seed(rank_seed(cfg.run.seed, self.dist) % 2**32)  # noqa: NPY002 - third-party users
-        self.inject_nonfinite = NonfiniteInjector.from_env(os.environ)  # test hook; empty unless set
+        torch.manual_seed(ddp.rank_seed(cfg.run.seed, self.dist))
+        np.random.seed(ddp.rank_seed(cfg.run.seed, self.dist) % 2**32)  # noqa: NPY002 - third-party users
+        self.inject_nonfinite = ddp.NonfiniteInjector.from_env(os.environ)  # test hook; empty unless set
         if body is None:
             from pipeline.body import load_body_model
 
@@ -135,6 +127,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "rng": rng_state(),
+            "rng_ranks": getattr(self, "_rng_ranks", None),  # every rank's states under DDP (see save)
             "config": config_as_dict(self.cfg),
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
@@ -142,13 +135,10 @@ class Trainer:
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
         """Rank 0 writes `name`; under DDP every rank must call this (it gathers each rank's RNG state)."""
-        rng_ranks = gather_objects(rng_state(), self.dist) if self.dist.active else None
+        self._rng_ranks = ddp.gather_objects(rng_state(), self.dist) if self.dist.active else None
         if not self.dist.is_main:
             return None
-        payload = self.checkpoint_payload()
-        if rng_ranks is not None:
-            payload["rng_ranks"] = rng_ranks
-        return save_checkpoint(self.out_dir / name, payload)
+        return save_checkpoint(self.out_dir / name, self.checkpoint_payload())
 
     def resume(self, path: str | Path | None = None) -> bool:
         """Restores model, optimiser, schedule, step and RNG from `path` (default: out_dir/last.pt)."""
@@ -157,16 +147,12 @@ class Trainer:
             return False
         payload = load_checkpoint(path, map_location=self.device)
         self.network.load_state_dict(payload["model"])
+        payload["rng"] = ddp.rank_rng_state(payload, self.dist)  # this rank's own states under DDP
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
         self.nonfinite_total = int(payload.get("nonfinite_total", 0))
-        rng_ranks = payload.get("rng_ranks") or []
-        if self.dist.active and len(rng_ranks) != self.dist.world_size:
-            log.warning("%s was written by %d rank(s), not %d: every rank resumes rank 0's RNG state",
-                        path, max(len(rng_ranks), 1), self.dist.world_size)  # fmt: skip
-        same_world = len(rng_ranks) == self.dist.world_size
-        set_rng_state(rng_ranks[self.dist.rank] if same_world else payload["rng"])
+        set_rng_state(payload["rng"])
         log.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -192,7 +178,7 @@ class Trainer:
             total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
         if self.inject_nonfinite.fires(self.step, self.dist.rank):
             total = total * float("nan")
-        finite = all_finite(total.detach(), self.dist)  # all ranks skip together, or none does
+        finite = ddp.all_finite(total.detach(), self.dist)  # all ranks skip together, or none does
         self.optimizer.zero_grad(set_to_none=True)
         if not finite:
             return None
@@ -254,7 +240,7 @@ class Trainer:
                 last_good = self.save()
         bar.close()
         self.save(FINAL_MODEL)
-        barrier(self.dist)  # rank 0's log is complete before any rank reads it for the summary
+        ddp.barrier(self.dist)  # rank 0's log is complete before any rank reads it for the summary
         summary = self._summary(time.perf_counter() - started, log_path)
         if self.dist.is_main:
             (self.out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
