@@ -117,9 +117,11 @@ def test_torchrun_two_ranks_skip_together_write_once_and_resume_exactly(tmp_path
     # rank 1 alone saw the NaN, and rank 0 (which writes the summary) skipped that step with it
     assert straight["steps"] == 4 and straight["nonfinite_skipped"] == 1
     files = {p.name for p in (tmp_path / "straight").iterdir()}
-    assert files == {"last.pt", "model.pt", "train_log.jsonl", "train_metrics.json", "train_curve.json"}
+    assert {"last.pt", "model.pt", "train_log.jsonl", "train_metrics.json"} <= files
+    assert not [f for f in files if f.startswith(".") or "tmp" in f], f"left-over partial writes: {files}"
     log = [json.loads(line) for line in (tmp_path / "straight/train_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [1, 2, 3, 4], "one log line per step, from rank 0 only"
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == [1, 2, 3, 4], "one log line per step, from rank 0 only"
     checkpoint = torch.load(tmp_path / "straight/last.pt", map_location="cpu", weights_only=False)
     assert len(checkpoint["rng_ranks"]) == 2
     assert not torch.equal(checkpoint["rng_ranks"][0]["torch"], checkpoint["rng_ranks"][1]["torch"])
