@@ -8,6 +8,12 @@ Workers are persistent; the first pass warms them up and the best of the next ``
 printed: the CPU milliseconds per sample of each step in one process (``cpu_ms_per_sample``), which do not
 depend on what else the machine runs, and the load average. Prints JSON.
 
+The headline figures (issue targets in ``targets``): ``cpu_cost_over_jpeg_decode``, the CPU time of decode
++ augment + one-hot + collate per sample over the JPEG decode of the same crop, and
+``two_workers_over_decode_floor``, 2-worker loader throughput over one core's JPEG decode rate. ``levers``
+times each speed-up against the path it replaced on the same samples (both give identical bytes), and
+the candidates not taken, with the reason.
+
     python -m bench.loader [--rows 1024] [--batch-size 32]
 """
 
@@ -27,7 +33,7 @@ import torch
 
 from pipeline import loader as L
 from pipeline import shards as fmt
-from pipeline.augment import AugmentConfig, augment_sample, sample_params
+from pipeline.augment import AugmentConfig, AugmentParams, augment_sample, colour_lut, sample_params
 from tests.test_shards_helpers import build_shards
 
 
@@ -113,6 +119,97 @@ def cpu_breakdown(folder: Path, batch_size: int, repeats: int = 3) -> dict[str, 
     return out
 
 
+def _best_ms(fn, n: int, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t)
+    return round(1e3 * best / n, 4)
+
+
+def levers(folder: Path, batch_size: int) -> dict[str, dict]:
+    """CPU ms per sample of each loader speed-up and of the path it replaced, on the same samples."""
+    raws = [r for path in sorted(folder.glob("*.tar")) for r in fmt.tar_samples(path)]
+    cfg = AugmentConfig()
+    rng = np.random.default_rng(0)
+    decoded = [L.decode_sample(r) for r in raws]
+    params = [sample_params(rng, cfg) for _ in raws]
+    plain = [augment_sample(d, AugmentParams(p.flip, p.rot, p.scale, p.shift), cfg)
+             for d, p in zip(decoded, params)]  # fmt: skip
+    images = [a["image"] for a in plain]
+    gains = [(*p.colour, 0.0) for p in params]
+    batch = plain[:batch_size]
+    n = len(raws)
+
+    def stack_permute():  # the collate layout before: one stack, then a strided permute copy
+        out = torch.empty((len(batch), 3, cfg.out_size, cfg.out_size), dtype=torch.uint8)
+        out.copy_(torch.from_numpy(np.stack([a["image"] for a in batch])).permute(0, 3, 1, 2))
+
+    def split_planes():
+        out = torch.empty((len(batch), 3, cfg.out_size, cfg.out_size), dtype=torch.uint8).numpy()
+        for i, a in enumerate(batch):
+            L._split_into(a["image"], out[i])
+
+    jpgs = [np.frombuffer(r["jpg"], np.uint8) for r in raws]
+    iuvs = [d["iuv"] for d in decoded if d["iuv"] is not None]
+    return {
+        "colour_jitter": {
+            "before_cv2_multiply": _best_ms(
+                lambda: [cv2.multiply(i, g, dtype=cv2.CV_8U) for i, g in zip(images, gains)], n
+            ),  # fmt: skip
+            "after_uint8_lut": _best_ms(
+                lambda: [cv2.LUT(i, colour_lut(g[:3])) for i, g in zip(images, gains)], n
+            ),
+            "taken": "yes: identical pixels (tests/test_scale_loader.py)",
+        },
+        "collate_image_layout": {
+            "before_stack_permute": _best_ms(stack_permute, len(batch)),
+            "after_cv2_split": _best_ms(split_planes, len(batch)),
+            "taken": "yes: identical bytes",
+        },
+        "jpeg_decode_straight_to_rgb": {
+            "before_bgr_then_cvtcolor": _best_ms(
+                lambda: [cv2.cvtColor(cv2.imdecode(j, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for j in jpgs], n
+            ),
+            "after_imread_color_rgb": _best_ms(
+                lambda: [cv2.imdecode(j, cv2.IMREAD_COLOR_RGB) for j in jpgs], n
+            )
+            if hasattr(cv2, "IMREAD_COLOR_RGB")
+            else None,
+            "taken": "no: no gain measured (libjpeg converts either way); OpenCV >= 4.10 only",
+        },  # fmt: skip
+        "what_is_left": {
+            "augment_identity_warps_only": _best_ms(
+                lambda: [augment_sample(d, AugmentParams(), cfg) for d in decoded], n
+            ),
+            "png_decode_iuv_256": _best_ms(
+                lambda: [fmt.decode_png(r["iuv.png"]) for r in raws if "iuv.png" in r], max(1, len(iuvs))
+            ),
+            "onehot_56": _best_ms(lambda: L.iuv_onehot(L.collate(batch, onehot=False)["iuv"]), len(batch)),
+            "note": "the one warp per image and per map already existed (mirror folded into the warp); "
+            "the PNG decode of the 256-pixel IUV map is the largest cost left: storing IUV at the loss's "
+            "56 pixels would remove most of it but changes the shards (render_iuv), not done here; the "
+            "one-hot is the consumer's on a GPU (make_dataset(onehot=False), as the trainer does)",
+        },  # fmt: skip
+    }
+
+
+def headline(result: dict) -> dict:
+    """The issue's two figures from a finished run, and its targets."""
+    cpu = result["cpu_ms_per_sample"]
+    with_onehot = cpu["decode_and_augment"] + cpu["collate_with_onehot"]
+    without = cpu["decode_and_augment"] + cpu["collate_without_onehot"]
+    two = max(result["loader_2_workers_onehot_in_worker_ratio_to_floor"],
+              result["loader_2_workers_onehot_in_consumer_ratio_to_floor"])  # fmt: skip
+    return {
+        "cpu_cost_over_jpeg_decode": round(with_onehot / cpu["jpeg_decode_floor"], 3),
+        "cpu_cost_over_jpeg_decode_onehot_on_gpu": round(without / cpu["jpeg_decode_floor"], 3),
+        "two_workers_over_decode_floor": two,
+        "targets": {"cpu_cost_over_jpeg_decode": "<= 2.0", "two_workers_over_decode_floor": ">= 0.6"},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1024)
@@ -136,6 +233,8 @@ def main() -> None:
                 result[f"{name}_ratio_to_floor"] = round(rate / floor, 3)
                 assert n == args.rows, f"{name} saw {n} samples"
         result["cpu_ms_per_sample"] = cpu_breakdown(folder, args.batch_size)
+        result["levers_cpu_ms_per_sample"] = levers(folder, args.batch_size)
+    result.update(headline(result))
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
 

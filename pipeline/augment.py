@@ -9,7 +9,8 @@ Geometry (one affine per sample, from stored-crop pixels to network-input pixels
 - rotation by ``rot`` degrees turns image points by ``[[cos, -sin], [sin, cos]]`` (x right, y down) about
   the box centre; the SMPL global orientation and kp3d, in camera axes (x right, y down, z forward), turn by
   the same matrix about the camera's z axis, so projections stay consistent.
-Colour jitter multiplies each RGB channel by a factor in ``[1 - c, 1 + c]``.
+Colour jitter multiplies each RGB channel by a factor in ``[1 - c, 1 + c]`` (rounded, saturated at 255;
+applied as a 256-entry lookup table).
 
 Pixel convention: integer coordinates are pixel centres (as in :mod:`pipeline.crop`).
 """
@@ -141,6 +142,19 @@ def rotate_kp3d(kp3d: np.ndarray, deg: float) -> np.ndarray:
     return out
 
 
+_RAMP = np.arange(256, dtype=np.uint8).reshape(1, 256, 1).repeat(3, axis=2)
+
+
+def colour_lut(colour: tuple[float, float, float]) -> np.ndarray:
+    """(1, 256, 3) uint8 lookup table of the per-channel colour gains: ``round(v * gain)`` saturated.
+
+    Made by ``cv2.multiply`` itself on the 256 values, so ``cv2.LUT(image, colour_lut(c))`` gives exactly
+    the pixels of ``cv2.multiply(image, (*c, 0), dtype=CV_8U)`` at a quarter of its cost (tests compare
+    the two on every value).
+    """
+    return cv2.multiply(_RAMP, (*colour, 0.0), dtype=cv2.CV_8U)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # one sample
 
@@ -181,7 +195,7 @@ def augment_sample(
         if iuv is not None:
             iuv = (flip_iuv_fn or default_flip_iuv)(iuv)
     if params.colour != (1.0, 1.0, 1.0):
-        image = cv2.multiply(image, (*params.colour, 0.0), dtype=cv2.CV_8U)
+        image = cv2.LUT(image, colour_lut(params.colour))
     out.update(
         image=image,
         iuv=iuv,

@@ -12,6 +12,16 @@ Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56
 ``kp2d`` float32 (B, 24, 3) in input pixels (x, y, visibility); ``kp3d`` float32 (B, 24, 4);
 ``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
 ``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int.
+
+One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
+is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
+replacement, seeded by ``r * 1000 + w``, epoch and seed), its sample shuffle buffer (seeded by seed + epoch
++ ``(r * W + w) << 64``, see :func:`stream_index`) and its augmentation and mixing generators
+(``SeedSequence([seed, r, w, epoch, salt])``) all depend on ``(r, w)``, so no two streams repeat each
+other, while stream (0, 0) is exactly the single-process stream. Every sample stays reachable from every
+stream (each draw picks any shard with probability 1 / shards, and a shard is read whole). Without
+resampling, shards are split between ranks, then workers: disjoint streams (one with no shard left
+over yields nothing).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import webdataset as wds
@@ -140,18 +151,27 @@ def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _split_into(hwc: np.ndarray, chw: np.ndarray) -> None:
+    """Write an (H, W, C) uint8 array into the (C, H, W) array ``chw`` (contiguous planes) in place."""
+    if hwc.shape != (chw.shape[1], chw.shape[2], chw.shape[0]):
+        raise ValueError(f"collate: sample array {hwc.shape} does not fit the batch's {chw.shape[1:]}")
+    cv2.split(np.ascontiguousarray(hwc), list(chw))  # cv2 writes into the given planes (same shape, dtype)
+
+
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:
     """Stack augmented samples into the batch described in the module docstring."""
     n = len(samples)
     size = samples[0]["image"].shape[0]
     images = _batch_tensor((n, 3, size, size), torch.uint8)
-    images.copy_(torch.from_numpy(np.stack([s["image"] for s in samples])).permute(0, 3, 1, 2))
+    planes = images.numpy()
+    for i, s in enumerate(samples):  # HWC -> CHW: cv2.split into the batch's planes, 10x a strided copy
+        _split_into(s["image"], planes[i])
     iuv_t = _batch_tensor((n, 3, iuv_size, iuv_size), torch.uint8)
     iuv = iuv_t.numpy()
     has_iuv = torch.zeros(n, dtype=torch.bool)
     for i, s in enumerate(samples):
         if s["iuv"] is not None:
-            iuv[i] = s["iuv"].transpose(2, 0, 1)
+            _split_into(s["iuv"], iuv[i])
             has_iuv[i] = True
     smpl = torch.from_numpy(np.stack([s["smpl"] for s in samples]))
     batch = {
@@ -229,10 +249,33 @@ class Augment:
                 SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
 
 
+def stream_index() -> int:
+    """This process's stream among all (rank, DataLoader worker) pairs: ``rank * num_workers + worker``."""
+    rank, _, worker, workers = wds.utils.pytorch_worker_info()
+    return rank * workers + worker
+
+
+class _StreamShuffle(wds.detshuffle):
+    """``wds.detshuffle`` (seeded ``seed + epoch``) with the stream index in the seed's bits above 64.
+
+    Stream 0 (rank 0, worker 0: every single-process run) shuffles exactly as ``wds.detshuffle``; the
+    others get their own permutations, where ``wds.detshuffle`` alone gives every rank and worker the
+    same one (so with a single shard all ranks saw the same sample sequence).
+    """
+
+    def run(self, src):
+        base = self.seed
+        self.seed = base + (stream_index() << 64)
+        try:
+            return super().run(src)  # seeds its generator here, before returning the lazy shuffle
+        finally:
+            self.seed = base
+
+
 def _shuffler(size: int, seed: int | None):
-    """A shuffle stage over ``size`` items: repeatable per epoch with a seed, fresh entropy without."""
+    """A shuffle stage over ``size`` items: repeatable per epoch and stream with a seed, fresh without."""
     initial = min(size, 100)
-    return wds.shuffle(size, initial) if seed is None else wds.detshuffle(size, initial, seed=seed)
+    return wds.shuffle(size, initial) if seed is None else _StreamShuffle(size, initial, seed=seed)
 
 
 def _read_shards(urls: Iterator[dict], handler: SkipCounter = SKIPPED) -> Iterator[dict]:

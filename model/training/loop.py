@@ -3,7 +3,8 @@
 Data order is a pure function of (seed, segment), a segment being the steps between two checkpoints: the
 loader is rebuilt at every checkpoint boundary with that segment's seed. A run resumed from a checkpoint
 therefore sees the same batches, model randomness (restored RNG states) and schedule as one that never
-stopped. One process, or several under torchrun (DDP; shards are split by rank and by loader worker).
+stopped. One process, or several under torchrun (DDP, see model.training.distributed; one data stream per
+rank and loader worker, see pipeline.loader).
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+import model.training.distributed as ddp
 from model.danet import DaNet
 from model.losses import INTER_TERMS, danet_losses, inter_losses, weighted_total
 from model.training.checkpoint import (
@@ -60,28 +61,7 @@ class TrainingError(RuntimeError):
     """The run cannot go on (e.g. repeated non-finite losses); the last good checkpoint is kept."""
 
 
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed() -> Distributed:
-    """Joins the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    torch.distributed.init_process_group(backend)
-    return Distributed(torch.distributed.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def resolve_device(name: str, dist: Distributed) -> torch.device:
+def resolve_device(name: str, dist: ddp.Distributed) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
@@ -152,12 +132,13 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, body=None, body_name: str = "anny-smpl24"):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
-        self.dist = init_distributed()
+        self.dist = ddp.init_distributed()
         self.device = resolve_device(cfg.run.device, self.dist)
         if cfg.run.threads:
             torch.set_num_threads(cfg.run.threads)
-        torch.manual_seed(cfg.run.seed)
-        np.random.seed(cfg.run.seed % 2**32)  # noqa: NPY002 - seeds third-party users of the global RNG
+        torch.manual_seed(ddp.rank_seed(cfg.run.seed, self.dist))
+        np.random.seed(ddp.rank_seed(cfg.run.seed, self.dist) % 2**32)  # noqa: NPY002 - third-party users
+        self.inject_nonfinite = ddp.NonfiniteInjector.from_env(os.environ)  # test hook; empty unless set
         if body is None:
             from pipeline.body import load_body_model
 
@@ -196,6 +177,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "step": self.step,
             "rng": rng_state(),
+            "rng_ranks": getattr(self, "_rng_ranks", None),  # every rank's states under DDP (see save)
             "config": config_as_dict(self.cfg),
             "body_model": self.body_name,
             "nonfinite_total": self.nonfinite_total,
@@ -204,6 +186,8 @@ class Trainer:
         }
 
     def save(self, name: str = LAST_CHECKPOINT) -> Path | None:
+        """Rank 0 writes `name`; under DDP every rank must call this (it gathers each rank's RNG state)."""
+        self._rng_ranks = ddp.gather_objects(rng_state(), self.dist) if self.dist.active else None
         if not self.dist.is_main:
             return None
         keep = name == LAST_CHECKPOINT and self.cfg.run.keep_previous
@@ -236,6 +220,7 @@ class Trainer:
                 os.replace(path, path.with_name(path.name + ".damaged"))
             log.warning("%s; resuming from the previous checkpoint %s instead", damaged[0], candidate)
         self.network.load_state_dict(payload["model"])
+        payload["rng"] = ddp.rank_rng_state(payload, self.dist)  # this rank's own states under DDP
         self.optimizer.load_state_dict(payload["optimizer"])
         self.scheduler.load_state_dict(payload["scheduler"])
         self.step = int(payload["step"])
@@ -267,8 +252,11 @@ class Trainer:
             else:
                 terms = danet_losses(pred, targets, self.net_cfg, self.body)
             total = weighted_total(terms, self.net_cfg, INTER_TERMS if iuv_phase else None)
+        if self.inject_nonfinite.fires(self.step, self.dist.rank):
+            total = total * float("nan")
+        finite = ddp.all_finite(total.detach(), self.dist)  # all ranks skip together, or none does
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(total):
+        if not finite:
             return None
         total.backward()
         if cfg.optim.grad_clip:
@@ -334,6 +322,7 @@ class Trainer:
                 record_validation(self)
         bar.close()
         self.save(FINAL_MODEL)
+        ddp.barrier(self.dist)  # rank 0's log is complete before any rank reads it for the summary
         summary = self._summary(time.perf_counter() - started, log_path)
         if self.dist.is_main:
             (self.out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
