@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
+from pipeline.conventions import REFERENCE_CROP, REFERENCE_FOCAL
 
 
 @dataclass
@@ -192,8 +193,8 @@ class LossConfig:
     # samples with 3D labels x 24 joints x 3, 2D over all samples x SPIN's 49 rows x 2 (25 OpenPose rows at 0).
     keypoint_mean: Literal["visible", "all_entries"] = "visible"
     cam_positive: float = 0.0  # weight of mean(exp(-10 s)^2), the authors' push towards a positive scale s
-    focal_length: float = 5000.0
-    image_size: float = 224.0  # the crop the weak-perspective camera refers to
+    focal_length: float = REFERENCE_FOCAL
+    image_size: float = REFERENCE_CROP  # the crop the weak-perspective camera refers to
 
 
 def reference_loss_config() -> LossConfig:

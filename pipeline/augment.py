@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.body.constants import SMPL_JOINT_FLIP, SPIN24_FLIP
+from pipeline.conventions import pixel_centre
 from pipeline.crop import apply_affine, compose_affine, warp
 
 FlipIUVFn = Callable[[np.ndarray], np.ndarray]
@@ -89,9 +90,9 @@ def crop_affine(params: AugmentParams, crop_size: int, box_size: float, out_size
     ``box_size`` is the person box side in stored-crop pixels (``crop_size / margin``).
     """
     box = box_size * params.scale
-    centre = np.full(2, (crop_size - 1) / 2.0) + np.asarray(params.shift) * box
+    centre = np.full(2, pixel_centre(crop_size)) + np.asarray(params.shift) * box
     rot = rotation_z(params.rot)[:2, :2] * (out_size / box)
-    return np.concatenate([rot, ((out_size - 1) / 2.0 - rot @ centre)[:, None]], axis=1)
+    return np.concatenate([rot, (pixel_centre(out_size) - rot @ centre)[:, None]], axis=1)
 
 
 def resize_affine(src_size: int, dst_size: int) -> np.ndarray:

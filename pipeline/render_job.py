@@ -37,6 +37,7 @@ import numpy as np
 from pipeline import crop as cropping
 from pipeline import shards as fmt
 from pipeline.body.spec import BodySpec
+from pipeline.conventions import RENDER_CROP_MARGIN
 from pipeline.datasets.images import read_image
 from pipeline.render.camera_fit import fit_problem
 
@@ -55,7 +56,7 @@ class ShardParams:
     split: str
     shard_size: int = 1000
     crop_size: int = 256
-    margin: float = 1.2
+    margin: float = RENDER_CROP_MARGIN
     renderer: str = DEFAULT_RENDERER
     body: BodySpec = BodySpec()
 
@@ -463,7 +464,7 @@ def add_dataset_arguments(
     _add(parser, "--scheduler", default=None, help="address of an existing Dask scheduler to use instead")
     _add(parser, "--shard-size", type=int, default=1000, help="samples per shard")
     _add(parser, "--crop-size", type=int, default=256, help="stored crop side in pixels")
-    _add(parser, "--margin", type=float, default=1.2, help="crop side / person box side")
+    _add(parser, "--margin", type=float, default=RENDER_CROP_MARGIN, help="crop side / person box side")
     _add(parser, "--batch-size", type=int, default=32, help="rows per renderer call")
     _add(parser, "--renderer", default=DEFAULT_RENDERER, help="render function as module:function")
     _add(
