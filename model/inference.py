@@ -40,6 +40,7 @@ from pipeline.conventions import (
     weak_perspective_translation,
 )
 from pipeline.crop import crop_transform, warp
+from pipeline.files import atomic_write_bytes
 from pipeline.render.annotate import draw_box, iuv_picture, part_colours_u8, row_label
 from pipeline.render.camera_fit import fit_translation
 from pipeline.render.cameras import PerspectiveCamera, WeakPerspectiveCamera
@@ -249,13 +250,6 @@ def to_image_frame(vertices: np.ndarray, camera: dict[str, np.ndarray]) -> np.nd
 
 # ---------------------------------------------------------------------------------------------------------
 # writers
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
