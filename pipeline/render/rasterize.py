@@ -18,7 +18,7 @@ pytorch3d / nvdiffrast cannot be installed here (see DESIGN.md), hence this smal
 
 from __future__ import annotations
 
-import warnings
+import importlib.util
 from dataclasses import dataclass
 
 import torch
@@ -59,34 +59,50 @@ def empty_fragments(batch: int, height: int, width: int, device: torch.device | 
     )
 
 
-_warp_status: dict[str, bool] = {}
+class WarpInitError(RuntimeError):
+    """warp-lang is installed but does not import or initialise; the message names the cause."""
 
 
-def warp_available() -> bool:
-    """True when warp-lang imports and initialises (its kernel cache set to the project cache folder).
+_warp_state: dict[str, str | None] = {}  # "problem": None once Warp has started, else the error's text
 
-    A failed initialisation (for example a broken install) is reported once as a warning, and "auto" then
-    uses the torch backend.
-    """
-    if "ok" not in _warp_status:
+
+def warp_installed() -> bool:
+    """Whether the warp-lang package is installed (found on the path; not imported)."""
+    return importlib.util.find_spec("warp") is not None
+
+
+def _start_warp() -> str | None:
+    """Import and initialise Warp once; None when it works, else the failure as text."""
+    if "problem" not in _warp_state:
         try:
             from pipeline.render.raster_warp import init_warp
 
             init_warp()
-            _warp_status["ok"] = True
-        except ImportError:
-            _warp_status["ok"] = False
-        except Exception as err:  # any failure inside Warp means: use the torch backend
-            warnings.warn(
-                f"rasterize: warp-lang is installed but failed to initialise ({err}); using torch",
-                stacklevel=2,
-            )
-            _warp_status["ok"] = False
-    return _warp_status["ok"]
+            _warp_state["problem"] = None
+        except Exception as err:  # noqa: BLE001 - kept and raised as WarpInitError by every caller
+            _warp_state["problem"] = f"{type(err).__name__}: {err}"
+    return _warp_state["problem"]
+
+
+def warp_available() -> bool:
+    """True when warp-lang imports and initialises (its kernel cache set to the project cache folder);
+    False when it is not installed. An installed Warp that fails to start raises :class:`WarpInitError`
+    naming the cause: a broken install never turns silently into the (much slower) torch backend."""
+    if not warp_installed():
+        return False
+    problem = _start_warp()
+    if problem is not None:
+        raise WarpInitError(
+            f"rasterize: warp-lang is installed but failed to initialise ({problem}); repair it "
+            "(pip install -c requirements.lock warp-lang) or choose the torch rasterizer explicitly "
+            "(--backend torch)"
+        )
+    return True
 
 
 def resolve_backend(backend: str) -> str:
-    """Map "auto" to "warp" when warp-lang imports, else "torch"; check the name."""
+    """Map "auto" to "warp" when warp-lang is installed and starts, to "torch" when it is not installed;
+    check the name. "torch" never touches Warp; "auto" and "warp" raise WarpInitError for a broken Warp."""
     if backend not in BACKENDS:
         raise ValueError(f"rasterize: backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
