@@ -188,11 +188,8 @@ def test_matches_a_brute_force_reference_on_random_triangles(backend, seed):
 
 
 def test_a_warp_that_cannot_start_fails_loudly_and_torch_still_works(monkeypatch):
-    import importlib
-
     import pipeline.render.raster_warp as raster_warp
-
-    rasterize_module = importlib.import_module("pipeline.render.rasterize")
+    import pipeline.render.rasterize as rasterize_module
 
     def broken() -> None:
         raise RuntimeError("no compiler")
@@ -213,9 +210,8 @@ def test_a_warp_that_cannot_start_fails_loudly_and_torch_still_works(monkeypatch
 
 
 def test_auto_uses_torch_only_when_warp_is_not_installed(monkeypatch):
-    import importlib
+    import pipeline.render.rasterize as rasterize_module
 
-    rasterize_module = importlib.import_module("pipeline.render.rasterize")
     monkeypatch.setattr(rasterize_module, "warp_installed", lambda: False)
     assert rasterize_module.resolve_backend("auto") == "torch"
     with pytest.raises(ImportError, match="warp-lang"):
@@ -252,12 +248,31 @@ def test_a_broken_warp_install_names_its_error_in_a_fresh_process(tmp_path):
 def test_warp_is_installed_and_initialises_on_cpu():
     """warp-lang is a declared dependency: without this test, a missing or broken Warp would only turn the
     Warp-vs-torch tests above into skips and CI would stay green with the fast path gone."""
-    import importlib
+    import pipeline.render.rasterize as rasterize_module
 
-    rasterize_module = importlib.import_module("pipeline.render.rasterize")
     assert rasterize_module.warp_installed(), "warp-lang is not installed (pyproject.toml declares it)"
     assert warp_available()
     assert rasterize_module.resolve_backend("auto") == "warp"
     verts = _tri((1.0, 1.0, 2.0), (9.0, 1.0, 2.0), (1.0, 9.0, 2.0))
     frags = rasterize(verts, torch.tensor([[0, 1, 2]]), 10, 10, backend="warp")
     assert frags.face_index.device.type == "cpu" and (frags.face_index == 0).sum() == 36
+
+
+def test_package_names_are_its_modules_and_backends_do_not_import_the_dispatcher():
+    """pipeline.render exports no function under a module's name, and the backends import the shared
+    fragments module, not rasterize.py (which imports them): no import circle."""
+    import ast
+    import pkgutil
+    import types
+    from pathlib import Path
+
+    import pipeline.render as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if hasattr(package, info.name):
+            assert isinstance(getattr(package, info.name), types.ModuleType), info.name
+    folder = Path(package.__file__).parent
+    for backend in ("raster_torch.py", "raster_warp.py", "fragments.py"):
+        tree = ast.parse((folder / backend).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        assert "pipeline.render.rasterize" not in imported, backend

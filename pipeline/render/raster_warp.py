@@ -17,7 +17,7 @@ import torch
 import warp as wp
 
 from pipeline.render.cache import cache_subdir
-from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
+from pipeline.render.fragments import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
 
 _state = {"ready": False}
 wp.set_module_options({"enable_backward": False, "optimization_level": 3})
