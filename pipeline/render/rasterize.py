@@ -13,7 +13,7 @@ Conventions (shared by every backend, so that they agree pixel for pixel):
 * Barycentrics are perspective-correct: with screen-space weights w_i, b_i = (w_i / z_i) / sum_j (w_j / z_j),
   and depth = 1 / sum_j (w_j / z_j).
 
-pytorch3d / nvdiffrast cannot be installed here (see DESIGN.md), hence this small rasterizer of our own.
+pytorch3d / nvdiffrast cannot be installed here (see docs/design.md), hence this small rasterizer of our own.
 """
 
 from __future__ import annotations
