@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.body.constants import SMPL_JOINT_FLIP, SPIN24_FLIP
-from pipeline.conventions import pixel_centre
+from pipeline.conventions import NETWORK_CROP, pixel_centre
 from pipeline.crop import apply_affine, compose_affine, warp
 
 FlipIUVFn = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +34,7 @@ FlipIUVFn = Callable[[np.ndarray], np.ndarray]
 class AugmentConfig:
     """Ranges of the random augmentation; ``enabled=False`` gives the plain centre crop (evaluation)."""
 
-    out_size: int = 224  # network input side (pixels)
+    out_size: int = NETWORK_CROP  # loader crop side (pixels), as model.training.targets expects
     iuv_size: int = 56  # network IUV side (pixels)
     enabled: bool = True
     flip_prob: float = 0.5
