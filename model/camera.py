@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import torch
 
+from pipeline.conventions import MODEL_DEPTH_EPS, REFERENCE_CROP, REFERENCE_FOCAL
+from pipeline.conventions import weak_perspective_translation as _translation
+
 
 def weak_perspective_translation(
-    cam: torch.Tensor, focal: float = 5000.0, size: float = 224.0
+    cam: torch.Tensor, focal: float = REFERENCE_FOCAL, size: float = REFERENCE_CROP
 ) -> torch.Tensor:
-    """(B, 3) (s, tx, ty) -> (B, 3) camera translation [tx, ty, 2 f / (size * s)] in metres."""
-    depth = 2 * focal / (size * cam[:, 0] + 1e-9)
-    return torch.stack([cam[:, 1], cam[:, 2], depth], dim=-1)
+    """(B, 3) (s, tx, ty) -> (B, 3) camera translation [tx, ty, 2 f / (size * s + 1e-9)] in metres
+    (pipeline.conventions, with the model's guard MODEL_DEPTH_EPS against s = 0)."""
+    return _translation(cam, focal, size, MODEL_DEPTH_EPS)
 
 
 def project(
-    points: torch.Tensor, cam: torch.Tensor, focal: float = 5000.0, size: float = 224.0
+    points: torch.Tensor, cam: torch.Tensor, focal: float = REFERENCE_FOCAL, size: float = REFERENCE_CROP
 ) -> torch.Tensor:
     """(B, N, 3) body-frame points (metres) -> (B, N, 2) normalised crop coordinates in [-1, 1]."""
     p = points + weak_perspective_translation(cam, focal, size)[:, None]

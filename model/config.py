@@ -8,7 +8,9 @@ never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
+from pipeline.conventions import REFERENCE_CROP, REFERENCE_FOCAL
 
 
 @dataclass
@@ -192,8 +195,8 @@ class LossConfig:
     # samples with 3D labels x 24 joints x 3, 2D over all samples x SPIN's 49 rows x 2 (25 OpenPose rows at 0).
     keypoint_mean: Literal["visible", "all_entries"] = "visible"
     cam_positive: float = 0.0  # weight of mean(exp(-10 s)^2), the authors' push towards a positive scale s
-    focal_length: float = 5000.0
-    image_size: float = 224.0  # the crop the weak-perspective camera refers to
+    focal_length: float = REFERENCE_FOCAL
+    image_size: float = REFERENCE_CROP  # the crop the weak-perspective camera refers to
 
 
 def reference_loss_config() -> LossConfig:
@@ -336,6 +339,35 @@ def ablation(name: str, base: str = "paper") -> DaNetConfig:
     return config_from_dict({"preset": base, **ABLATIONS[name]})
 
 
+# YAML 1.2 core-schema numbers. PyYAML follows YAML 1.1, which reads "3e-4" (no dot) as text: both config
+# systems (this one and model/training/config.py) coerce through parse_number so that a number written
+# either way, in a file or as a key=value override, becomes the same float.
+_YAML12_INT = re.compile(r"[-+]?[0-9]+")
+_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_YAML12_SPECIAL = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
+
+
+def parse_number(tp: type, value: Any, where: str) -> int | float:
+    """`value` as an int or float field of the config at key path `where`, by YAML 1.2's rules: numbers (not
+    booleans) and strings that YAML 1.2 reads as numbers ('3e-4', '.inf'); a whole float for an int field.
+    ValueError naming `where` otherwise."""
+    if isinstance(value, str):
+        text = value.strip()
+        if _YAML12_INT.fullmatch(text):
+            value = int(text)
+        elif tp is float and _YAML12_FLOAT.fullmatch(text):
+            value = float(text)
+        elif tp is float and text.lower() in _YAML12_SPECIAL:
+            value = _YAML12_SPECIAL[text.lower()]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{where}: expected a number, got {value!r}")
+    if tp is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"{where}: expected a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     """Turn a YAML/dict value into the annotated field type (dataclasses recursively, lists -> tuples)."""
     origin = typing.get_origin(tp)
@@ -356,8 +388,11 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
         return tuple(value)
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+    if tp is float:
+        try:
+            return parse_number(float, value, where)
+        except ValueError as err:
+            raise TypeError(str(err)) from None
     if tp in (int, str, bool) and not isinstance(value, tp):
         raise TypeError(f"{where}: expected {tp.__name__}, got {value!r}")
     return value

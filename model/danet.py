@@ -1,18 +1,8 @@
 """DaNet: IUV estimator -> joint-centric RoI pooling -> global / local streams -> aggregated refinement.
 
-forward(image (B, 3, S, S), targets=None) -> dict:
-  features (B, Cf, S/4, S/4); index_logits, u, v (B, 25, S/4, S/4); coarse_logits (B, 15, ..);
-  heatmaps (B, 24, ..); joints2d (B, 24, 2) in [-1, 1];
-  roi_centers (B, 24, 2), roi_scales (B, 24); partial_index_logits, partial_u, partial_v (B, 24, K, r, r)
-  with K = 7 (simplified) or 25; global_maps (B, 75, ..), partial_maps (B, 24, 3K, r, r) (the streams' inputs,
-  after PartDrop in training; [I | U | V] softmax maps, or [U | V | I] hard one-hot maps with
-  streams.maps = "onehot"); cam (B, 3) (s, tx, ty); betas (B, 10);
-  rotmats_stages: list of (B, 24, 3, 3) per refinement stage, rotmats = the last; positions: list of
-  (B, 24, 3) pelvis-relative joint positions from Y and Y^ ("position_aided" only);
-  gt_partial (B, 24, 3K, r, r) when targets carry "iuv" (cut at the same RoIs);
-  with a body model attached: vertices (B, V, 3), joints (B, 24, 3) SMPL joints, smpl_joints2d (B, 24, 2) their
-  projection in [-1, 1]; keypoints3d (B, 24, 3) SPIN24 and keypoints2d (B, 24, 2) when the body model has a
-  "spin24" regressor.
+forward(image (B, 3, S, S), targets=None) -> DaNetOutput: the IUV maps and heatmaps, the RoIs and partial
+IUV maps, the streams' inputs, camera, shape and per-stage rotations, and with a body model attached the mesh,
+joints and their projections; model/outputs.py lists every key with its shape and when it is present.
 """
 
 from __future__ import annotations
@@ -25,6 +15,7 @@ from torch import nn
 from model.camera import project
 from model.config import DaNetConfig
 from model.iuv import NUM_I, GroupedPartialHead, IUVEstimator, IUVHeads, iuv_maps, onehot_uvi_maps
+from model.outputs import DaNetOutput
 from model.partdrop import MapDrop
 from model.refine import AggregatedRefinement
 from model.roi import JointRoI
@@ -168,7 +159,7 @@ class DaNet(nn.Module):
         targets: dict | None = None,
         iuv_only: bool = False,
         ground_truth_maps: bool = False,
-    ) -> dict[str, torch.Tensor]:
+    ) -> DaNetOutput:
         """image (B, 3, S, S) normalised -> predictions (module doc). `iuv_only` stops after the global and
         partial IUV maps: the first phase of the paper's schedule trains the IUV estimator alone, and the
         streams must not run (their BatchNorm statistics would drift on untrained maps).
@@ -178,7 +169,7 @@ class DaNet(nn.Module):
         if ground_truth_maps and (targets is None or "iuv" not in targets or "joints2d_smpl" not in targets):
             raise ValueError("ground_truth_maps needs targets with 'iuv' and 'joints2d_smpl'")
         b = image.shape[0]
-        out = self.iuv(image)
+        out: DaNetOutput = self.iuv(image)
         centers, scales = self.place_rois(out, targets, ground_truth_maps)
         out["roi_centers"], out["roi_scales"] = centers, scales
 

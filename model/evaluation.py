@@ -38,9 +38,10 @@ from model.protocols import (
 from model.training.targets import batch_to_inputs
 from pipeline import shards as fmt
 from pipeline.body.constants import NUM_PARTS, PART_TO_SEGMENT
+from pipeline.conventions import BBOX_UNIT, NETWORK_CROP, pixel_centre
 
 COCO17_TO_SPIN24 = (19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0)  # as pipeline.datasets.coco
-INPUT_SIZE = 224  # the evaluation crop: the person box maps exactly onto it (augmentation off)
+INPUT_SIZE = NETWORK_CROP  # the evaluation crop: the person box maps exactly onto it (augmentation off)
 
 
 def mask_area(mask: str | None) -> float | None:
@@ -231,11 +232,11 @@ def coco_entries(
         area = mask_area(meta.get("mask"))
         if area is None or not meta.get("scale"):
             continue
-        factor = INPUT_SIZE / (200.0 * float(meta["scale"]))  # image pixels -> evaluation-crop pixels
+        factor = INPUT_SIZE / (BBOX_UNIT * float(meta["scale"]))  # image pixels -> evaluation-crop pixels
         gt = kp2d[i, list(COCO17_TO_SPIN24)].cpu().numpy()
-        pred = (pred2d[i, list(COCO17_TO_SPIN24)].detach().cpu().numpy() * (INPUT_SIZE / 2.0)) + (
-            INPUT_SIZE - 1
-        ) / 2.0
+        pred = (pred2d[i, list(COCO17_TO_SPIN24)].detach().cpu().numpy() * (INPUT_SIZE / 2.0)) + pixel_centre(
+            INPUT_SIZE
+        )
         out.append({"gt": gt, "pred": pred, "area": area * factor**2})
     return out
 

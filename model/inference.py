@@ -31,16 +31,23 @@ from model.rotations import matrix_to_axis_angle
 from model.training.targets import LOADER_CROP, normalise_images
 from pipeline.body import load_dense_parts
 from pipeline.body.parts import DenseParts
-from pipeline.crop import BBOX_UNIT, crop_transform, warp
+from pipeline.conventions import (
+    BBOX_UNIT,
+    BOX_PADDING,
+    REFERENCE_FOCAL,
+    SCREEN_OFFSET,
+    pixel_centre,
+    weak_perspective_translation,
+)
+from pipeline.crop import crop_transform, warp
+from pipeline.files import atomic_write_bytes
 from pipeline.render.annotate import draw_box, iuv_picture, part_colours_u8, row_label
 from pipeline.render.camera_fit import fit_translation
 from pipeline.render.cameras import PerspectiveCamera, WeakPerspectiveCamera
 from pipeline.render.iuv import encode_iuv
 from pipeline.render.shade import render_shaded
 from pipeline.shards import encode_png
-from pipeline.synth.scene import BBOX_PADDING
 
-BOX_PADDING = BBOX_PADDING  # padded box side / tight box side, the datasets' convention (1.2)
 OVERLAY_ALPHA = 0.65  # weight of the shaded mesh in the overlay
 MESH_COLOUR = (0.65, 0.75, 0.95)  # light blue albedo of the overlay mesh
 
@@ -99,7 +106,7 @@ def box_from_xywh(bbox: tuple[float, float, float, float], padding: float = BOX_
 
 def whole_image_box(height: int, width: int) -> PersonBox:
     """The whole (height, width) image as the crop window: centred, side = the longer image side."""
-    return PersonBox(((width - 1) / 2.0, (height - 1) / 2.0), max(height, width) / BBOX_UNIT, None)
+    return PersonBox((pixel_centre(width), pixel_centre(height)), max(height, width) / BBOX_UNIT, None)
 
 
 def crop_person(image: np.ndarray, box: PersonBox, size: int = LOADER_CROP) -> tuple[np.ndarray, np.ndarray]:
@@ -137,10 +144,11 @@ def predict_crops(network, crops: np.ndarray, device: torch.device | str) -> dic
 # cameras
 
 
-def crop_translation(cam: np.ndarray, focal: float = 5000.0, size: float = LOADER_CROP) -> np.ndarray:
+def crop_translation(
+    cam: np.ndarray, focal: float = REFERENCE_FOCAL, size: float = LOADER_CROP
+) -> np.ndarray:
     """(B, 3) weak-perspective (s, tx, ty) -> (B, 3) crop-camera translation [tx, ty, 2 f / (size s)], metres."""
-    cam = np.asarray(cam, dtype=np.float64)
-    return np.stack([cam[:, 1], cam[:, 2], 2.0 * focal / (size * cam[:, 0])], axis=-1)
+    return weak_perspective_translation(np.asarray(cam, dtype=np.float64), focal, size)
 
 
 def pinhole(points: np.ndarray, focal, principal, translation: np.ndarray) -> np.ndarray:
@@ -152,10 +160,12 @@ def pinhole(points: np.ndarray, focal, principal, translation: np.ndarray) -> np
     return p[..., :2] / p[..., 2:3] * focal[:, None, None] + principal[:, None]
 
 
-def crop_pixels(vertices: np.ndarray, cam: np.ndarray, focal: float = 5000.0, size: float = LOADER_CROP):
+def crop_pixels(
+    vertices: np.ndarray, cam: np.ndarray, focal: float = REFERENCE_FOCAL, size: float = LOADER_CROP
+):
     """(B, N, 3) body points -> (B, N, 2) crop pixels through the crop camera (principal point (size-1)/2,
     the same projection as model.camera.project followed by the loader's pixel normalisation)."""
-    return pinhole(vertices, focal, np.full(2, (size - 1) / 2.0), crop_translation(cam, focal, size))
+    return pinhole(vertices, focal, np.full(2, pixel_centre(size)), crop_translation(cam, focal, size))
 
 
 def rotation_to(direction: np.ndarray) -> np.ndarray:
@@ -175,7 +185,7 @@ def full_image_camera(
     cam: np.ndarray,
     matrices: np.ndarray,
     image_size: tuple[int, int],
-    focal: float = 5000.0,
+    focal: float = REFERENCE_FOCAL,
     size: float = LOADER_CROP,
 ) -> dict[str, np.ndarray]:
     """The full image's pinhole camera (principal point at the image centre) equivalent to each crop's
@@ -207,8 +217,8 @@ def full_image_camera(
     height, width = image_size
     k = matrices[:, 0, 0]  # (B,) crop pixels per image pixel
     big_focal = focal / k
-    box_principal = ((size - 1) / 2.0 - matrices[:, :, 2]) / k[:, None]  # (B, 2) the exact camera's
-    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
+    box_principal = (pixel_centre(size) - matrices[:, :, 2]) / k[:, None]  # (B, 2) the exact camera's
+    centre = np.array([pixel_centre(width), pixel_centre(height)])
     rotation = rotation_to(np.concatenate([box_principal - centre, big_focal[:, None]], axis=-1))
     rotated = np.einsum("bij,bvj->bvi", rotation, vertices)
     prior = np.einsum("bij,bj->bi", rotation, crop_translation(cam, focal, size))
@@ -240,13 +250,6 @@ def to_image_frame(vertices: np.ndarray, camera: dict[str, np.ndarray]) -> np.nd
 
 # ---------------------------------------------------------------------------------------------------------
 # writers
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
@@ -314,7 +317,7 @@ def render_overlay(
     height, width = image.shape[:2]
     k = torch.eye(3, dtype=torch.float32)[None].clone()
     k[0, 0, 0] = k[0, 1, 1] = float(focal)
-    k[0, :2, 2] = torch.as_tensor(np.asarray(principal, dtype=np.float64) + 0.5)  # screen: centres at +0.5
+    k[0, :2, 2] = torch.as_tensor(np.asarray(principal, dtype=np.float64) + SCREEN_OFFSET)  # to screen
     camera = PerspectiveCamera(
         K=k.to(device), R=torch.eye(3, device=device)[None], t=torch.zeros(1, 3, device=device)
     )
@@ -381,8 +384,8 @@ def person_record(
         "betas": prediction["betas"][i].tolist(),
         "crop_camera": {
             "weak_perspective": prediction["cam"][i].tolist(),
-            "focal": 5000.0,
-            "principal": [(LOADER_CROP - 1) / 2.0] * 2,
+            "focal": REFERENCE_FOCAL,
+            "principal": [pixel_centre(LOADER_CROP)] * 2,
             "translation": crop_translation(prediction["cam"][i : i + 1])[0].tolist(),
         },
         "camera": {

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from pipeline.body.constants import SMPL_JOINT_FLIP, SPIN24_FLIP
+from pipeline.conventions import NETWORK_CROP, pixel_centre
 from pipeline.crop import apply_affine, compose_affine, warp
 
 FlipIUVFn = Callable[[np.ndarray], np.ndarray]
@@ -34,7 +35,7 @@ FlipIUVFn = Callable[[np.ndarray], np.ndarray]
 class AugmentConfig:
     """Ranges of the random augmentation; ``enabled=False`` gives the plain centre crop (evaluation)."""
 
-    out_size: int = 224  # network input side (pixels)
+    out_size: int = NETWORK_CROP  # loader crop side (pixels), as model.training.targets expects
     iuv_size: int = 56  # network IUV side (pixels)
     enabled: bool = True
     flip_prob: float = 0.5
@@ -90,9 +91,9 @@ def crop_affine(params: AugmentParams, crop_size: int, box_size: float, out_size
     ``box_size`` is the person box side in stored-crop pixels (``crop_size / margin``).
     """
     box = box_size * params.scale
-    centre = np.full(2, (crop_size - 1) / 2.0) + np.asarray(params.shift) * box
+    centre = np.full(2, pixel_centre(crop_size)) + np.asarray(params.shift) * box
     rot = rotation_z(params.rot)[:2, :2] * (out_size / box)
-    return np.concatenate([rot, ((out_size - 1) / 2.0 - rot @ centre)[:, None]], axis=1)
+    return np.concatenate([rot, (pixel_centre(out_size) - rot @ centre)[:, None]], axis=1)
 
 
 def resize_affine(src_size: int, dst_size: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-BBOX_UNIT = 200.0  # SPIN convention: scale = bbox side / 200 pixels.
+from pipeline.conventions import BBOX_UNIT, pixel_centre
 
 
 def crop_transform(center: np.ndarray, scale: float, crop_size: int, margin: float = 1.0) -> np.ndarray:
@@ -25,7 +25,7 @@ def crop_transform(center: np.ndarray, scale: float, crop_size: int, margin: flo
     if not np.isfinite(side) or side <= 0 or not np.all(np.isfinite(center)):
         raise ValueError(f"invalid crop box: center={center.tolist()} scale={scale} margin={margin}")
     s = crop_size / side
-    half = (crop_size - 1) / 2.0
+    half = pixel_centre(crop_size)
     return np.array([[s, 0.0, half - s * center[0]], [0.0, s, half - s * center[1]]], dtype=np.float64)
 
 

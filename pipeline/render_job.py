@@ -37,7 +37,9 @@ import numpy as np
 from pipeline import crop as cropping
 from pipeline import shards as fmt
 from pipeline.body.spec import BodySpec
+from pipeline.conventions import RENDER_CROP_MARGIN
 from pipeline.datasets.images import read_image
+from pipeline.files import atomic_output, file_digest
 from pipeline.render.camera_fit import fit_problem
 
 RenderFn = Callable[[Sequence[dict], Sequence[np.ndarray], int], list]
@@ -55,7 +57,7 @@ class ShardParams:
     split: str
     shard_size: int = 1000
     crop_size: int = 256
-    margin: float = 1.2
+    margin: float = RENDER_CROP_MARGIN
     renderer: str = DEFAULT_RENDERER
     body: BodySpec = BodySpec()
 
@@ -301,20 +303,16 @@ def build_shard(
                 rejects.append({"key": str(row["sample_id"]), "reason": f"cannot be encoded: {e}"})
     name = fmt.shard_name(params.dataset, params.split, shard_index)
     final = Path(out_dir) / name
-    tmp = final.with_name(f".{name}.tmp-{os.getpid()}")
-    try:
+    with atomic_output(final) as tmp:
         fmt.write_tar(tmp, samples)
         entry = fmt.ShardEntry(
             name=name,
             samples=len(samples),
             bytes=tmp.stat().st_size,
-            md5=fmt.file_md5(tmp),
+            md5=file_digest(tmp, "md5"),
             keys=(samples[0][0], samples[-1][0]) if samples else None,
             rejects=rejects,
         )
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
     return entry
 
 
@@ -328,7 +326,7 @@ def _index_params(params: ShardParams, manifest_path: str) -> dict[str, Any]:
     them rebuilds the shards."""
     recorded = asdict(params)
     recorded["body"] = params.body.identity() if params.renderer == DEFAULT_RENDERER else None
-    return dict(recorded, manifest_md5=fmt.file_md5(manifest_path), jpeg_quality=fmt.JPEG_QUALITY,
+    return dict(recorded, manifest_md5=file_digest(manifest_path, "md5"), jpeg_quality=fmt.JPEG_QUALITY,
                 sample_checksum=fmt.SAMPLE_CHECKSUM)  # fmt: skip
 
 
@@ -463,7 +461,7 @@ def add_dataset_arguments(
     _add(parser, "--scheduler", default=None, help="address of an existing Dask scheduler to use instead")
     _add(parser, "--shard-size", type=int, default=1000, help="samples per shard")
     _add(parser, "--crop-size", type=int, default=256, help="stored crop side in pixels")
-    _add(parser, "--margin", type=float, default=1.2, help="crop side / person box side")
+    _add(parser, "--margin", type=float, default=RENDER_CROP_MARGIN, help="crop side / person box side")
     _add(parser, "--batch-size", type=int, default=32, help="rows per renderer call")
     _add(parser, "--renderer", default=DEFAULT_RENDERER, help="render function as module:function")
     _add(

@@ -32,7 +32,6 @@ import math
 import os
 import re
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 
 from pipeline.datasets.images import image_problem
+from pipeline.files import atomic_write_bytes, file_digest, stale_temp_files
 
 JPEG_QUALITY = 95
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
@@ -213,37 +213,13 @@ def write_tar(path: str | os.PathLike, samples: Iterable[tuple[str, Mapping[str,
                 tar.addfile(_tarinfo(f"{key}.{ext}", len(data)), io.BytesIO(data))
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex md5 of a file's bytes."""
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Deletes the temporary files of :func:`atomic_write_bytes` (``.NAME.*.tmp``) that a killed writer
     left in ``folder``; call it where only one writer runs (a render of that split). Returns them."""
-    stale = [p for p in Path(folder).glob(".*.tmp") if p.is_file()]
+    stale = stale_temp_files(folder)
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _BLOCK = 512
@@ -426,7 +402,7 @@ def verify_entry(
     size = path.stat().st_size
     if size != entry.bytes:
         problems.append(("<shard>", f"size {size} != index {entry.bytes}"))
-    md5 = file_md5(path)
+    md5 = file_digest(path, "md5")
     if md5 != entry.md5:
         problems.append(("<shard>", f"md5 {md5} != index {entry.md5}"))
     if decode:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.body import load_body_model, load_dense_parts
+from pipeline.files import atomic_output, atomic_write_bytes
 from pipeline.synth.mean_params import write_mean_params
 from pipeline.synth.scene import render_scene_batch
 from stages.cli import DVC_TRACKED, note_tracked_out, stage_parser
@@ -55,15 +55,12 @@ def write_jpeg(path: Path, rgb: np.ndarray, quality: int) -> None:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError(f"{path}: JPEG encoding failed")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data.tobytes())
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Small synthetic manifests for the shard, loader and augmentation tests (and bench/): no tests here.
 
-Each image is a noisy picture with one or two people; each person is a manifest row (DESIGN.md schema)
+Each image is a noisy picture with one or two people; each person is a manifest row (docs/design.md)
 whose kp2d lie inside its box, with a random small SMPL pose and kp3d for some rows.
 """
 

@@ -29,6 +29,7 @@ import torch
 
 from model.config import config_from_dict
 from model.danet import DaNet
+from pipeline.files import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +177,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any], keep_previous: bo
     path.parent.mkdir(parents=True, exist_ok=True)
     body = {k: v for k, v in payload.items() if k != INTEGRITY_KEY}
     body[INTEGRITY_KEY] = {"scheme": DIGEST_SCHEME, "sha256": payload_digest(body)}
-    tmp = temp_path(path)
-    torch.save(body, tmp)
-    if keep_previous and path.is_file():
-        os.replace(path, previous_path(path))
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(body, tmp)
+        if keep_previous and path.is_file():
+            os.replace(path, previous_path(path))
     return path
 
 

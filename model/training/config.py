@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from model.config import ABLATIONS, DaNetConfig, config_from_dict, config_to_dict
+from model.config import ABLATIONS, DaNetConfig, config_from_dict, config_to_dict, parse_number
 
 
 @dataclass
@@ -147,13 +147,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ValueError(f"{where}: expected true or false, got {value!r}")
         return value
     if tp in (int, float):
-        try:
-            number = tp(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: expected a number, got {value!r}") from None
-        if tp is int and isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{where}: expected a whole number, got {value!r}")
-        return number
+        return parse_number(tp, value, where)
     if tp is str and not isinstance(value, str):
         return str(value)
     return value

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pipeline.files import atomic_write_bytes, atomic_write_text
 from pipeline.render.annotate import put_text, stack_rows, strip, text_width
 
 TERMS_FILE = "train_terms.json"
@@ -148,13 +148,9 @@ def write_curves(out_dir: str | Path) -> list[Path]:
     val_path = out_dir / VAL_CURVE_FILE
     val_rows = json.loads(val_path.read_text()) if val_path.is_file() else []
     terms_path, png_path = out_dir / TERMS_FILE, out_dir / CURVES_PNG
-    tmp = terms_path.with_name(f".{terms_path.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=1) + "\n")
-    os.replace(tmp, terms_path)
+    atomic_write_text(terms_path, json.dumps(rows, indent=1) + "\n")
     ok, data = cv2.imencode(".png", np.ascontiguousarray(curves_picture(rows, val_rows)[..., ::-1]))
     if not ok:
         raise ValueError(f"{png_path}: PNG encoding failed")
-    tmp = png_path.with_name(f".{png_path.name}.tmp")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, png_path)
+    atomic_write_bytes(png_path, data.tobytes())
     return [terms_path, png_path]

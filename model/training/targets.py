@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.conventions import NETWORK_CROP, REFERENCE_FOCAL, pixel_centre
 from pipeline.loader import iuv_onehot
 from pipeline.render.camera_fit import MIN_FIT_KEYPOINTS, fit_translation
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 # ImageNet statistics: the backbones' pretrained weights expect them.
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
-LOADER_CROP = 224  # side of the loader's crops, pixels
+LOADER_CROP = NETWORK_CROP  # side of the loader's crops, pixels
 HEATMAP_MIN_VISIBLE = 4  # visible keypoints a sample needs for SMPL-joint heatmap targets
 assert HEATMAP_MIN_VISIBLE >= MIN_FIT_KEYPOINTS
 
@@ -67,7 +68,7 @@ def normalise_images(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def pixels_to_normalised(points: torch.Tensor, size: float = LOADER_CROP) -> torch.Tensor:
     """(..., 2) crop pixels (pixel centres at integers) -> [-1, 1] crop coordinates (model.camera.project)."""
-    return (points - (size - 1) / 2.0) / (size / 2.0)
+    return (points - pixel_centre(size)) / (size / 2.0)
 
 
 def resample_iuv_codes(iuv: torch.Tensor, size: int) -> torch.Tensor:
@@ -78,7 +79,7 @@ def resample_iuv_codes(iuv: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def smpl_joints_2d(posed, body, kp2d: torch.Tensor, focal: float = 5000.0) -> torch.Tensor:
+def smpl_joints_2d(posed, body, kp2d: torch.Tensor, focal: float = REFERENCE_FOCAL) -> torch.Tensor:
     """(B, 24, 3) SMPL joints in [-1, 1] crop coordinates + visibility, through a camera fitted to kp2d.
 
     posed: the ground-truth BodyOutput (B samples); kp2d (B, 24, 3) loader-crop pixels + visibility.
@@ -87,7 +88,7 @@ def smpl_joints_2d(posed, body, kp2d: torch.Tensor, focal: float = 5000.0) -> to
     """
     keypoints = body.regress(posed.vertices, "spin24").double().cpu().numpy()
     visible = kp2d[..., 2].cpu().numpy() > 0
-    principal = np.full(2, (LOADER_CROP - 1) / 2.0)
+    principal = np.full(2, pixel_centre(LOADER_CROP))
     translation = fit_translation(keypoints, kp2d[..., :2].double().cpu().numpy(), visible, focal, principal)
     joints = posed.joints.double().cpu().numpy() + translation[:, None]
     pixels = joints[..., :2] / joints[..., 2:3] * focal + principal

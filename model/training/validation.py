@@ -18,13 +18,14 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-import os
 import random
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from pipeline.files import atomic_write_text
 
 VAL_CURVE_FILE = "val_curve.json"
 VAL_KEYS = ("pa_mpjpe", "mpjpe", "iuv_part_accuracy")
@@ -73,9 +74,7 @@ def append_row(path: Path, row: dict) -> list[dict]:
     """Rewrite the JSON list at `path` (atomically) with `row` added and rows of its step or later dropped."""
     rows = json.loads(path.read_text()) if path.is_file() else []
     rows = [r for r in rows if r["step"] < row["step"]] + [row]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(rows, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
     return rows
 
 

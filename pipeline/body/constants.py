@@ -2,7 +2,7 @@
 
 Everything here is plain data (tuples of ints/floats) so that every layer of the project, numpy or torch,
 reads the same numbers. Sources: SMPL's kinematic tree, DensePose-COCO's part numbering, SPIN's keypoint
-order, and the DaNet reference implementation (see ../shared/DESIGN.md).
+order, and the DaNet reference implementation (see docs/design.md).
 """
 
 from __future__ import annotations

@@ -15,13 +15,13 @@ An empty value means "the default" (never "read the environment"), so a DVC run 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.body.smpl_io import BUILTIN_MODELS, BodyModelFileError
+from pipeline.files import file_digest
 
 DEFAULT_BODY = "anny-smpl24"
 ENVIRONMENT = {
@@ -103,7 +103,7 @@ class BodySpec:
             for path in paths:
                 if not path.is_file():
                     raise BodyModelFileError(f"{path}: {name.replace('_', ' ')} file not found")
-                hashes[f"{name}:{path.name}"] = file_sha256(path)
+                hashes[f"{name}:{path.name}"] = file_digest(path, "sha256")
         return {**asdict(self), "sha256": dict(sorted(hashes.items()))}
 
     def fingerprint(self) -> tuple:
@@ -159,11 +159,3 @@ def _load_parts(spec: BodySpec, fingerprint: tuple):
     body = _load_body(spec, fingerprint, "neutral", None)
     check_parts_fit_body(parts, body.num_vertices, spec.model)
     return parts
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

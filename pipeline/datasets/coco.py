@@ -28,7 +28,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from pycocotools.coco import COCO
 
-from .rows import SCALE_FACTOR, Block
+from pipeline.conventions import BBOX_UNIT, BOX_PADDING
+
+from .rows import Block
 
 # COCO-17 keypoint index -> SPIN-24 joint index.
 COCO17_TO_SPIN24 = (19, 20, 21, 22, 23, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0)
@@ -78,7 +80,7 @@ def parse_coco_json(path: Path, dataset: str, image_root: str, file_label: str) 
             block.reject(i, "bbox/keypoints", f"malformed bbox or keypoints: {e}"[:200])
             continue
         block.center[i] = (bx + bw / 2, by + bh / 2)
-        block.scale[i] = SCALE_FACTOR * max(bw, bh) / 200.0
+        block.scale[i] = BOX_PADDING * max(bw, bh) / BBOX_UNIT
         block.kp2d[i, COCO17_TO_SPIN24, :2] = kp[:, :2]
         block.kp2d[i, COCO17_TO_SPIN24, 2] = (kp[:, 2] > 0).astype(np.float64)
         has_dp = "dp_x" in ann

@@ -15,7 +15,6 @@ gigabytes. urllib is used directly (no extra dependency); it is all we need for 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
+
+from pipeline.files import atomic_write_text, file_digest
 
 from .sources import Source, SourceFile
 
@@ -63,15 +64,6 @@ class FetchReport:
         return all(r.status in ("ok", "downloaded", "placed") for r in self.results)
 
 
-def file_digest(path: Path, algo: str) -> str:
-    """Hex digest of ``path`` with hashlib's ``algo`` (sha256 or md5), read in 1 MiB chunks."""
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def move_aside(path: Path) -> Path:
     """Rename ``path`` to ``<path>.bad-<UTC timestamp>`` (unique) and return the new path."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -95,11 +87,7 @@ def _load_state(dataset_dir: Path) -> dict:
 
 
 def _save_state(dataset_dir: Path, state: dict) -> None:
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{STATE_FILE}.", dir=dataset_dir)
-    with os.fdopen(fd, "w") as f:
-        json.dump(state, f, indent=1, sort_keys=True)
-    os.replace(tmp, dataset_dir / STATE_FILE)
+    atomic_write_text(dataset_dir / STATE_FILE, json.dumps(state, indent=1, sort_keys=True))
 
 
 def _stat_key(path: Path) -> list[int]:

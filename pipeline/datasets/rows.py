@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pipeline.conventions import BBOX_UNIT, BOX_PADDING
+
 from .images import image_size
 from .schema import BETAS_DIM, MANIFEST_SCHEMA, NUM_KP, OPTIONAL_COLUMNS, POSE_DIM, REJECT_SCHEMA
 
-# Box side = SCALE_FACTOR * the longer side of the keypoint box (SPIN's preprocessing uses 1.2).
-SCALE_FACTOR = 1.2
+# Box side = BOX_PADDING (1.2, SPIN's preprocessing) * the longer side of the keypoint box.
 
 _ARRAY_SHAPES: dict[str, tuple[int, ...]] = {
     "center": (2,),
@@ -85,7 +86,7 @@ class Block:
         self.reason[fresh] = reason
         self.reason_field[fresh] = column
 
-    def set_box_from_kp2d(self, factor: float = SCALE_FACTOR) -> None:
+    def set_box_from_kp2d(self, factor: float = BOX_PADDING) -> None:
         """center/scale from the visible ``kp2d`` joints (SPIN box); rows with none visible are rejected."""
         self.center, self.scale = box_from_keypoints(self.kp2d, factor)
         self.reject(~(self.kp2d[..., 2] > 0).any(axis=1), "kp2d", "no visible 2D joint to place the box")
@@ -121,7 +122,7 @@ def sanitize_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
 
 
-def box_from_keypoints(kp: np.ndarray, factor: float = SCALE_FACTOR) -> tuple[np.ndarray, np.ndarray]:
+def box_from_keypoints(kp: np.ndarray, factor: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
     """SPIN-style person box from 2D keypoints.
 
     kp: (N, K, 3) x, y, visibility. Returns center (N, 2) and scale (N,) = factor * longer box side / 200;
@@ -133,7 +134,7 @@ def box_from_keypoints(kp: np.ndarray, factor: float = SCALE_FACTOR) -> tuple[np
     hi = np.max(kp[..., :2] - big[..., None], axis=1)
     with np.errstate(invalid="ignore"):
         center = (lo + hi) / 2
-        scale = factor * np.max(hi - lo, axis=1) / 200.0
+        scale = factor * np.max(hi - lo, axis=1) / BBOX_UNIT
     none = ~vis.any(axis=1)
     center[none] = np.nan
     scale[none] = np.nan

@@ -48,14 +48,13 @@ Rejects (``REJECT_SCHEMA``): ``split``, ``sample_id`` (may be ``""`` when not de
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+from pipeline.files import atomic_output
 
 SCHEMA_VERSION = 1
 
@@ -174,33 +173,6 @@ def read_manifest(path: str | os.PathLike) -> pa.Table:
     table = pq.read_table(path)
     validate_manifest(table, where=str(path))
     return table
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary path next to ``path``; on success it is renamed onto ``path``, on any error
-    removed, so ``path`` is always either the old file or the complete new one.
-
-    The temporary file is created with mode 0666 minus the process umask (0644 under the usual umask 022),
-    like any file ``open`` creates; ``tempfile.mkstemp`` would make it 0600 and the rename would keep that.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"{path.parent}: could not create a temporary file for {path.name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_parquet_atomic(table: pa.Table, path: str | os.PathLike) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 
-REFERENCE_FOCAL, REFERENCE_CROP = 5000.0, 224.0
 MIN_FIT_KEYPOINTS = 2  # visible keypoints with finite coordinates a row needs for a camera fit
 
 
@@ -38,11 +37,6 @@ def fit_problem(keypoints: np.ndarray, weights: np.ndarray) -> str | None:
         f"{count} visible 2D keypoint(s) with finite coordinates; the camera fit needs at least "
         f"{MIN_FIT_KEYPOINTS}"
     )
-
-
-def crop_focal(crop_size: int, margin: float = 1.0) -> float:
-    """Focal length (crop pixels) of the paper's camera for a crop whose box fills crop_size / margin pixels."""
-    return REFERENCE_FOCAL * crop_size / (REFERENCE_CROP * margin)
 
 
 def fit_translation(

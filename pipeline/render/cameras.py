@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-REFERENCE_FOCAL = 5000.0  # focal length (pixels) of the paper's crop camera on a REFERENCE_CROP crop
-REFERENCE_CROP = 224.0
+from pipeline.conventions import REFERENCE_CROP, crop_focal, screen_centre, weak_perspective_translation
 
 
 def project_pinhole(points: torch.Tensor, focal: torch.Tensor, principal: torch.Tensor) -> torch.Tensor:
@@ -56,13 +55,11 @@ class WeakPerspectiveCamera:
     @property
     def focal(self) -> float:
         """Focal length in crop pixels."""
-        return REFERENCE_FOCAL * self.crop_size / REFERENCE_CROP
+        return crop_focal(self.crop_size)
 
     def translation(self) -> torch.Tensor:
         """(B,3) camera translation in metres: [tx, ty, 2 f / (crop_size * s)]."""
-        s, tx, ty = self.cam.unbind(-1)
-        tz = 2.0 * self.focal / (self.crop_size * s)
-        return torch.stack([tx, ty, tz], dim=-1)
+        return weak_perspective_translation(self.cam, self.focal, self.crop_size)
 
     def to_camera(self, vertices: torch.Tensor) -> torch.Tensor:
         """(B,V,3) body vertices (metres, already in the camera's axes) -> camera frame (metres)."""
@@ -74,7 +71,7 @@ class WeakPerspectiveCamera:
         batch = points.shape[0]
         scale = points.new_tensor([width / self.crop_size, height / self.crop_size])
         focal = (points.new_full((batch, 2), self.focal)) * scale
-        principal = points.new_full((batch, 2), self.crop_size / 2.0) * scale
+        principal = points.new_full((batch, 2), screen_centre(self.crop_size)) * scale
         return project_pinhole(points, focal, principal)
 
 

@@ -7,14 +7,13 @@ the body model package is not available, so the picture can always be made.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from pipeline.files import atomic_write_bytes
 from pipeline.render import annotate
 from pipeline.render.cameras import WeakPerspectiveCamera
 from pipeline.render.iuv import IUVRenderer, encode_iuv
@@ -125,18 +124,10 @@ def demo_panel(size: int = 224, backend: str = "auto") -> tuple[np.ndarray, str]
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an (H,W,3) uint8 RGB image as PNG atomically (temporary file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    try:
-        if not cv2.imwrite(tmp, np.ascontiguousarray(rgb[..., ::-1])):
-            raise OSError(f"write_png: OpenCV could not write {path}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise OSError(f"write_png: OpenCV could not encode {path}")
+    return atomic_write_bytes(path, data.tobytes())
 
 
 def write_demo(path: str | Path, size: int = 224, backend: str = "auto") -> tuple[Path, str]:

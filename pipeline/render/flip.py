@@ -16,8 +16,6 @@ cKDTree); parts that have no faces keep the identity map.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from pipeline.body.constants import NUM_PARTS, PART_FLIP
+from pipeline.files import atomic_output
 from pipeline.render.cache import cache_subdir
 from pipeline.render.iuv import DensePartsLike
 from pipeline.render.rasterize import rasterize
@@ -153,14 +152,8 @@ def build_flip_table(
         with np.load(path) as data:
             return FlipTable(lut=data["lut"], part_flip=data["part_flip"])
     table = build_flip_table_uncached(dense_parts, vertex_mirror, backend=backend)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, lut=table.lut, part_flip=table.part_flip)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, lut=table.lut, part_flip=table.part_flip)
     return table
 
 

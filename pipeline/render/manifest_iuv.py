@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from pipeline.body.spec import BodySpec
-from pipeline.render.camera_fit import crop_focal, fit_translation
+from pipeline.conventions import BBOX_UNIT, crop_focal, pixel_centre, screen_centre
+from pipeline.render.camera_fit import fit_translation
 from pipeline.render.cameras import PerspectiveCamera
 from pipeline.render.iuv import IUVRenderer
 
@@ -77,17 +78,17 @@ def render_manifest_iuv(
         kp = np.stack([np.asarray(rows[i]["kp2d"], np.float64).reshape(24, 3) for i in indices])
         kp_crop = np.einsum("bij,bnj->bni", matrices[:, :, :2], kp[..., :2]) + matrices[:, None, :, 2]
         if margin is None:
-            box = np.array([200.0 * float(rows[i]["scale"]) for i in indices])
+            box = np.array([BBOX_UNIT * float(rows[i]["scale"]) for i in indices])
             margins = crop_size / (matrices[:, 0, 0] * box)
         else:
             margins = np.full(len(indices), margin)
         focal = np.array([crop_focal(crop_size, m) for m in margins])
-        principal = np.full(2, (crop_size - 1) / 2.0)  # OpenCV convention: pixel centres at integers
+        principal = np.full(2, pixel_centre(crop_size))  # OpenCV convention: pixel centres at integers
         translation = fit_translation(points, kp_crop, kp[..., 2] > 0, focal, principal)
         count = len(indices)
         intrinsics = np.tile(np.eye(3), (count, 1, 1))
         intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focal
-        intrinsics[:, :2, 2] = crop_size / 2.0  # the rasterizer's convention: pixel centres at +0.5
+        intrinsics[:, :2, 2] = screen_centre(crop_size)  # the rasterizer's convention: pixel centres at +0.5
         camera = PerspectiveCamera(
             K=torch.as_tensor(intrinsics, dtype=torch.float32),
             R=torch.as_tensor(np.tile(np.eye(3), (count, 1, 1)), dtype=torch.float32),

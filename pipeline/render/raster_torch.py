@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
+from pipeline.render.fragments import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
 
 CHUNK_PAIRS = 1 << 20  # (triangle, pixel) candidates evaluated at once; bounds peak memory (~100 MB)
 

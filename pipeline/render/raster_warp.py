@@ -17,7 +17,7 @@ import torch
 import warp as wp
 
 from pipeline.render.cache import cache_subdir
-from pipeline.render.rasterize import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
+from pipeline.render.fragments import DEPTH_SCALE, EMPTY_KEY, FACE_BITS, MAX_DEPTH_Q, Fragments
 
 _state = {"ready": False}
 wp.set_module_options({"enable_backward": False, "optimization_level": 3})
@@ -64,11 +64,11 @@ def init_warp() -> None:
     wp.config.log_level = wp.LOG_WARNING
     with contextlib.nullcontext() if cuda_driver_present() else _stderr_silenced():
         wp.init()
-    # Warp may have been initialised earlier by someone else with its default (home) cache: move it here.
-    if wp.config.kernel_cache_dir != path:
-        from warp._src.build import init_kernel_cache
-
-        init_kernel_cache(path)
+    # Warp initialised earlier by someone else (with its default cache) leaves the setting as we wrote it,
+    # unresolved: point it at the versioned subfolder wp.init would have made (module builds read it).
+    if wp.config.kernel_cache_dir == path:
+        wp.config.kernel_cache_dir = os.path.join(path, wp.config.version)
+        os.makedirs(wp.config.kernel_cache_dir, exist_ok=True)
     _state["ready"] = True
 
 

@@ -13,80 +13,66 @@ Conventions (shared by every backend, so that they agree pixel for pixel):
 * Barycentrics are perspective-correct: with screen-space weights w_i, b_i = (w_i / z_i) / sum_j (w_j / z_j),
   and depth = 1 / sum_j (w_j / z_j).
 
-pytorch3d / nvdiffrast cannot be installed here (see DESIGN.md), hence this small rasterizer of our own.
+pytorch3d / nvdiffrast cannot be installed here (see docs/design.md), hence this small rasterizer of our own.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+import importlib.util
 
 import torch
 
-DEPTH_SCALE = 1.0e6  # depth units -> integer key units (micrometres for metre inputs)
-FACE_BITS = 24  # low bits of the key hold the face index
-MAX_FACES = 1 << FACE_BITS
-MAX_DEPTH_Q = (1 << (63 - FACE_BITS)) - 1  # largest quantised depth that still fits in the key
-EMPTY_KEY = torch.iinfo(torch.int64).max
+from pipeline.render.fragments import MAX_FACES, Fragments, empty_fragments
+
+__all__ = ["BACKENDS", "Fragments", "WarpInitError", "rasterize", "resolve_backend", "warp_available"]
+
 BACKENDS = ("auto", "warp", "torch")
 
 
-@dataclass
-class Fragments:
-    """Per-pixel result of rasterization.
-
-    face_index: (B,H,W) int64, index into the face list of the visible triangle, -1 where empty.
-    bary: (B,H,W,3) float32 perspective-correct barycentrics of the visible triangle (0 where empty).
-    depth: (B,H,W) float32 camera-frame depth of the visible surface, +inf where empty.
-    """
-
-    face_index: torch.Tensor
-    bary: torch.Tensor
-    depth: torch.Tensor
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """(B,H,W) bool, True where some triangle is visible."""
-        return self.face_index >= 0
+class WarpInitError(RuntimeError):
+    """warp-lang is installed but does not import or initialise; the message names the cause."""
 
 
-def empty_fragments(batch: int, height: int, width: int, device: torch.device | str = "cpu") -> Fragments:
-    """Fragments with nothing visible: face -1, bary 0, depth +inf."""
-    return Fragments(
-        face_index=torch.full((batch, height, width), -1, dtype=torch.int64, device=device),
-        bary=torch.zeros((batch, height, width, 3), dtype=torch.float32, device=device),
-        depth=torch.full((batch, height, width), float("inf"), dtype=torch.float32, device=device),
-    )
+_warp_state: dict[str, str | None] = {}  # "problem": None once Warp has started, else the error's text
 
 
-_warp_status: dict[str, bool] = {}
+def warp_installed() -> bool:
+    """Whether the warp-lang package is installed (found on the path; not imported)."""
+    return importlib.util.find_spec("warp") is not None
 
 
-def warp_available() -> bool:
-    """True when warp-lang imports and initialises (its kernel cache set to the project cache folder).
-
-    A failed initialisation (for example a broken install) is reported once as a warning, and "auto" then
-    uses the torch backend.
-    """
-    if "ok" not in _warp_status:
+def _start_warp() -> str | None:
+    """Import and initialise Warp once; None when it works, else the failure as text."""
+    if "problem" not in _warp_state:
         try:
             from pipeline.render.raster_warp import init_warp
 
             init_warp()
-            _warp_status["ok"] = True
-        except ImportError:
-            _warp_status["ok"] = False
-        except Exception as err:  # any failure inside Warp means: use the torch backend
-            warnings.warn(
-                f"rasterize: warp-lang is installed but failed to initialise ({err}); using torch",
-                stacklevel=2,
-            )
-            _warp_status["ok"] = False
-    return _warp_status["ok"]
+            _warp_state["problem"] = None
+        except Exception as err:  # noqa: BLE001 - kept and raised as WarpInitError by every caller
+            _warp_state["problem"] = f"{type(err).__name__}: {err}"
+    return _warp_state["problem"]
+
+
+def warp_available() -> bool:
+    """True when warp-lang imports and initialises (its kernel cache set to the project cache folder);
+    False when it is not installed. An installed Warp that fails to start raises :class:`WarpInitError`
+    naming the cause: a broken install never turns silently into the (much slower) torch backend."""
+    if not warp_installed():
+        return False
+    problem = _start_warp()
+    if problem is not None:
+        raise WarpInitError(
+            f"rasterize: warp-lang is installed but failed to initialise ({problem}); repair it "
+            "(pip install -c requirements.lock warp-lang) or choose the torch rasterizer explicitly "
+            "(--backend torch)"
+        )
+    return True
 
 
 def resolve_backend(backend: str) -> str:
-    """Map "auto" to "warp" when warp-lang imports, else "torch"; check the name."""
+    """Map "auto" to "warp" when warp-lang is installed and starts, to "torch" when it is not installed;
+    check the name. "torch" never touches Warp; "auto" and "warp" raise WarpInitError for a broken Warp."""
     if backend not in BACKENDS:
         raise ValueError(f"rasterize: backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":

@@ -20,12 +20,10 @@ import torch
 from pipeline.body.constants import NUM_BETAS, NUM_PARTS
 from pipeline.body.model import BodyModel
 from pipeline.body.parts import DenseParts
+from pipeline.conventions import BBOX_UNIT, BOX_PADDING, crop_focal, pixel_centre, screen_centre
 from pipeline.render.cameras import PerspectiveCamera
 from pipeline.render.shade import render_shaded
 from pipeline.synth.poses import camera_frame_global_orient, euler_to_axis_angle, sample_body_poses
-
-REFERENCE_FOCAL, REFERENCE_CROP = 5000.0, 224.0  # the paper's crop camera; see pipeline.render.cameras
-BBOX_PADDING = 1.2  # SPIN's convention: scale = padded box side / 200
 
 # Clothing groups over DensePose parts: what each part wears.
 _SHIRT = (1, 2, 15, 16, 17, 18)
@@ -159,8 +157,8 @@ def place_in_image(
     low, high = xy_box(vertices)
     extent = np.max(high - low, axis=1)
     pixels = rng.uniform(0.55, 0.9, count) * size
-    crop_side = pixels * BBOX_PADDING
-    focal = REFERENCE_FOCAL * crop_side / REFERENCE_CROP
+    crop_side = pixels * BOX_PADDING
+    focal = crop_focal(crop_side)
     depth = focal * extent / pixels
     target = size / 2 + rng.uniform(-0.1, 0.1, (count, 2)) * size
     centre = 0.5 * (low + high)
@@ -176,7 +174,7 @@ def project(points: np.ndarray, focal: np.ndarray, translation: np.ndarray, size
     centre is (size - 1) / 2); the rasterizer's screen space puts pixel centres at +0.5 (centre size / 2).
     """
     cam = points + translation[:, None]
-    return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + (size - 1) / 2
+    return cam[..., :2] / cam[..., 2:3] * focal[:, None, None] + pixel_centre(size)
 
 
 def rest_face_centres(body: BodyModel, parts: DenseParts) -> np.ndarray:
@@ -217,7 +215,7 @@ def render_scene_batch(
     eye = np.tile(np.eye(3), (count, 1, 1))
     intrinsics = eye.copy()
     intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = focal
-    intrinsics[:, :2, 2] = size / 2
+    intrinsics[:, :2, 2] = screen_centre(size)
     camera = PerspectiveCamera(
         K=torch.as_tensor(intrinsics, dtype=torch.float32),
         R=torch.as_tensor(eye, dtype=torch.float32),
@@ -249,7 +247,7 @@ def render_scene_batch(
     kp3d = keypoints + translation[:, None]
     annotations = {
         "center": (0.5 * (low + high)).astype(np.float64),
-        "scale": (BBOX_PADDING * np.max(high - low, axis=1) / 200.0).astype(np.float64),
+        "scale": (BOX_PADDING * np.max(high - low, axis=1) / BBOX_UNIT).astype(np.float64),
         "part": np.concatenate([kp2d, inside[..., None]], axis=-1).astype(np.float64),
         "S": np.concatenate([kp3d, np.ones((count, 24, 1))], axis=-1).astype(np.float64),
         "pose": pose.astype(np.float32),
