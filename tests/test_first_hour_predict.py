@@ -39,7 +39,8 @@ def shard_folder(root: Path, dataset: str, split: str, samples: int) -> str:
     return str(folder)
 
 
-def test_synthetic_only_run_is_flagged_and_plain_data(tmp_path):
+def test_synthetic_only_run_is_flagged_and_plain_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no shards at the relative path, whatever the checkout holds
     record = prov.training_provenance(
         config([{"path": "data/shards/synth/train", "weight": 1.0}]), "anny-smpl24", 7
     )
