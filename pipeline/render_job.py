@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from pipeline import crop as cropping
+from pipeline import dp_points
 from pipeline import shards as fmt
 from pipeline.body.spec import BodySpec
 
@@ -236,6 +237,7 @@ def encode_sample(row: dict, crop_rgb: np.ndarray, matrix: np.ndarray, iuv: np.n
         if iuv.shape != (params.crop_size, params.crop_size, 3) or iuv.dtype != np.uint8:
             raise ValueError(f"renderer returned {iuv.shape} {iuv.dtype} for {row['sample_id']}")
         members["iuv.png"] = fmt.encode_png(iuv)
+    members.update(dp_points.shard_members(row, matrix, params.crop_size))  # DensePose labels, where given
     meta = {k: v for k, v in row.items() if k not in NPY_FIELDS}
     meta.update(
         has_smpl=has_smpl,

@@ -11,6 +11,8 @@ A shard sample (``__key__`` = the manifest's ``sample_id``) has these members:
 - ``kp2d.npy``: float32 (24, 3) SPIN-24 keypoints in crop pixels (x, y, visibility).
 - ``kp3d.npy``: float32 (24, 4) SPIN-24 3D joints (metres, camera-frame axes, confidence). Absent when
   ``has_kp3d`` is false.
+- ``dp.npy`` / ``dpmask.png``: DensePose-COCO points (float32 (N, 5) x, y crop pixels, I, U, V) and coarse
+  part labels (crop_size square, 0..14), only for rows annotated with them (:mod:`pipeline.dp_points`).
 - ``json``: every other manifest field, the flags ``has_smpl``/``has_iuv``/``has_kp3d`` and ``crop``
   (``size``, ``margin``, ``matrix`` = the (2, 3) image->crop affine).
 
@@ -36,12 +38,14 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 
+from pipeline import dp_points
+
 JPEG_QUALITY = 95
 PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 SMPL_DIM = 82  # pose 72 + betas 10
-MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", "smpl.npy")
+MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", "smpl.npy", "dp.npy", "dpmask.png")
 
 
 def shard_name(dataset: str, split: str, index: int) -> str:
@@ -137,6 +141,8 @@ DECODERS = {
     "kp2d.npy": decode_npy,
     "kp3d.npy": decode_npy,
     "json": lambda b: json.loads(b.decode("utf-8")),
+    dp_points.POINTS_MEMBER: dp_points.decode_points,  # DensePose points and coarse masks (dp_points.py)
+    dp_points.MASK_MEMBER: dp_points.decode_mask,
 }
 
 
