@@ -45,7 +45,7 @@ PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRIT
 INDEX_NAME = "index.json"
 INDEX_FORMAT = 1
 SMPL_DIM = 82  # pose 72 + betas 10
-MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", "smpl.npy", "dp.npy", "dpmask.png")
+MEMBER_EXTS = ("iuv.png", "jpg", "json", "kp2d.npy", "kp3d.npy", "smpl.npy")
 
 
 def shard_name(dataset: str, split: str, index: int) -> str:
@@ -135,14 +135,14 @@ def encode_json(obj: Mapping[str, Any]) -> bytes:
 
 
 DECODERS = {
+    dp_points.POINTS_MEMBER: dp_points.decode_points,  # DensePose points and coarse masks (dp_points.py)
+    dp_points.MASK_MEMBER: dp_points.decode_mask,
     "jpg": decode_jpg,
     "iuv.png": decode_png,
     "smpl.npy": decode_npy,
     "kp2d.npy": decode_npy,
     "kp3d.npy": decode_npy,
     "json": lambda b: json.loads(b.decode("utf-8")),
-    dp_points.POINTS_MEMBER: dp_points.decode_points,  # DensePose points and coarse masks (dp_points.py)
-    dp_points.MASK_MEMBER: dp_points.decode_mask,
 }
 
 
