@@ -8,6 +8,7 @@ mirrored sample must agree with rendering the mirrored pose).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -265,3 +266,29 @@ def test_synthetic_annotations_in_the_coco_layout_ingest_to_the_same_points(tmp_
         coarse = np.asarray(PART_TO_COARSE)[crop_iuv[..., 0]]
         fg = (mask > 0) | (coarse > 0)
         assert (mask == coarse)[fg].mean() >= 0.95  # the masks went through the 256 x 256 box frame
+
+
+def test_the_densepose_flag_leaves_the_synthetic_images_and_annotations_unchanged(tmp_path):
+    from stages import synthesize
+
+    common = ["--n", "4", "--size", "64", "--seed", "2", "--no-progress", "--backend", "torch"]
+    synthesize.main(["--out", str(tmp_path / "plain"), *common])
+    synthesize.main(["--out", str(tmp_path / "dp"), *common, "--densepose"])
+    plain = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain").rglob("*") if p.is_file())
+    extra = sorted(p.relative_to(tmp_path / "dp") for p in (tmp_path / "dp").rglob("*") if p.is_file())
+    assert sorted(set(extra) - set(plain)) == [Path("densepose_train.json"), Path("densepose_val.json")]
+    for rel in plain:
+        assert (tmp_path / "plain" / rel).read_bytes() == (tmp_path / "dp" / rel).read_bytes(), rel
+    doc = json.loads((tmp_path / "dp" / "densepose_train.json").read_text())
+    assert len(doc["images"]) == 3 and all(len(a["dp_x"]) == 100 for a in doc["annotations"])
+
+
+def test_verify_reports_a_damaged_point_member_by_key(tmp_path):
+    from pipeline.shards import check_tar_members, write_tar
+
+    good = dp.encode_points(np.array([[1, 2, 3, 0.5, 0.5]], np.float32))
+    bad = good[:-4] + np.float32(7.0).tobytes()  # the last value, V, becomes 7
+    path = tmp_path / "s.tar"
+    write_tar(path, [("a", {"dp.npy": good}), ("b", {"dp.npy": bad})])
+    count, problems = check_tar_members(path)
+    assert count == 2 and [k for k, _ in problems] == ["b"] and "U or V" in problems[0][1]
