@@ -38,7 +38,7 @@ def prepare(work: Path, n: int, seed: int) -> None:
              "--body-model", "anny-smpl24", "--dense-parts", "", "--extra-regressor", "")  # fmt: skip
 
 
-def train_and_score(work: Path, name: str, sources: list[tuple[str, float]], steps: int) -> dict:
+def train_and_score(work: Path, name: str, sources: list[tuple[str, float]], steps: int, batch: int) -> dict:
     out = work / "runs" / name
     train = (
         "[" + ", ".join(f"{{path: {work / 'shards' / s / 'train'}, weight: {w}}}" for s, w in sources) + "]"
@@ -46,14 +46,20 @@ def train_and_score(work: Path, name: str, sources: list[tuple[str, float]], ste
     started = time.perf_counter()
     _run("stages.train", "--config", "configs/train/demo.yaml", "--out", str(out), "--no-progress",
          "model.init.checkpoint=null", f"run.steps={steps}", f"optim.iuv_only_steps={steps}",
-         f"run.checkpoint_every={steps}", f"data.train={train}", f"data.val={work / 'shards/synth/val'}",
+         f"run.checkpoint_every={steps}", f"data.batch_size={batch}", f"data.train={train}", f"data.val={work / 'shards/synth/val'}",
          f"model.overrides.mean_params={work / 'raw/synth/mean_params.npz'}")  # fmt: skip
     seconds = time.perf_counter() - started
     _run("stages.evaluate", "--checkpoint", str(out / "model.pt"), "--dataset", "synth", "--split", "val",
          "--shards", str(work / "shards"), "--out", str(out / "eval"), "--examples", "1")  # fmt: skip
     flat = _flatten(json.loads((out / "eval" / "metrics.json").read_text()))
     keys = ("iuv_part_accuracy", "iuv_segment_accuracy", "iuv_foreground_iou")
-    return {"run": name, "steps": steps, "train_seconds": round(seconds, 1), **{k: flat.get(k) for k in keys}}
+    return {
+        "run": name,
+        "steps": steps,
+        "batch_size": batch,
+        "train_seconds": round(seconds, 1),
+        **{k: flat.get(k) for k in keys},
+    }
 
 
 def _flatten(doc, out: dict | None = None) -> dict:
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=600, help="synthetic images")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--steps", type=int, default=400, help="IUV-only training steps per run")
+    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     prepare(args.work, args.n, args.seed)
     runs = {
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results = []
     for name, sources in runs.items():
-        results.append(train_and_score(args.work, name, sources, args.steps))
+        results.append(train_and_score(args.work, name, sources, args.steps, args.batch_size))
         print(json.dumps(results[-1]), flush=True)
     print(json.dumps({"summary": {r["run"]: r["iuv_part_accuracy"] for r in results}}))
     return 0

@@ -64,7 +64,7 @@ def points_from_row(row: dict, matrix: np.ndarray) -> np.ndarray | None:
         raise ValueError("field dp_x: DensePose point lists differ in length")
     points = np.stack(cols, axis=1)
     points[:, :2] = apply_affine(matrix, points[:, :2])
-    return validate_points(points.astype(np.float32), "row")
+    return validate_points(points.astype(np.float32), "field dp_x/dp_y/dp_I/dp_U/dp_V")
 
 
 def _decode_rle(rle: dict) -> np.ndarray:
@@ -112,6 +112,19 @@ def mask_from_row(row: dict, matrix: np.ndarray, crop_size: int) -> np.ndarray |
     if labels is None:
         return None
     return warp(labels, compose_affine(matrix, box_to_image(doc["bbox"])), crop_size, nearest=True)
+
+
+def check_row(row: dict) -> None:
+    """Raise ValueError naming the field when a row's DensePose points or masks are malformed (render_iuv
+    rejects the row instead of failing the shard); rows without them pass."""
+    points_from_row(row, np.eye(2, 3))
+    if row.get("mask"):
+        try:
+            doc = json.loads(row["mask"])
+        except json.JSONDecodeError as e:
+            raise ValueError(f"field mask: not JSON ({e})") from e
+        if doc.get("dp_masks"):
+            box_mask(doc["dp_masks"])
 
 
 def shard_members(row: dict, matrix: np.ndarray, crop_size: int) -> dict[str, bytes]:

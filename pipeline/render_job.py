@@ -210,6 +210,7 @@ def prepare_rows(
                 _field(row, "betas", (10,))
             if row.get("has_kp3d"):
                 _field(row, "kp3d", (24, 4))
+            dp_points.check_row(row)  # DensePose points / masks, when the row has them
             bgr = images.get(str(row["image_path"]))
             crop_rgb = cropping.warp(bgr, matrix, params.crop_size)[..., ::-1]
         except (ValueError, TypeError, KeyError) as e:

@@ -292,3 +292,19 @@ def test_verify_reports_a_damaged_point_member_by_key(tmp_path):
     write_tar(path, [("a", {"dp.npy": good}), ("b", {"dp.npy": bad})])
     count, problems = check_tar_members(path)
     assert count == 2 and [k for k, _ in problems] == ["b"] and "U or V" in problems[0][1]
+
+
+def test_a_row_with_bad_densepose_values_is_rejected_naming_the_field(tmp_path):
+    from pipeline.render_job import ShardParams, prepare_rows
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((40, 40, 3), np.uint8))
+    base = {"sample_id": "s1", "image_path": "a.jpg", "center": [20.0, 20.0], "scale": 0.2,
+            "kp2d": [0.0] * 72, "has_smpl": False, "has_kp3d": False, "mask": None,
+            "dp_x": [5.0], "dp_y": [5.0], "dp_I": [3], "dp_U": [0.5], "dp_V": [0.5]}  # fmt: skip
+    bad_uv = dict(base, sample_id="s2", dp_U=[1.5])
+    bad_mask = dict(base, sample_id="s3", mask=json.dumps({"bbox": [0, 0, 9, 9], "dp_masks": [None] * 3}))
+    kept, rejects = prepare_rows([base, bad_uv, bad_mask], tmp_path, ShardParams("t", "train", crop_size=32))
+    assert [r["sample_id"] for r, _, _ in kept] == ["s1"]
+    assert [r["key"] for r in rejects] == ["s2", "s3"]
+    assert "dp_U" in rejects[0]["reason"] and "U or V" in rejects[0]["reason"]
+    assert "field mask" in rejects[1]["reason"] and "3 entries" in rejects[1]["reason"]
