@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
+from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, DP_POINT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
 from pipeline.conventions import REFERENCE_CROP, REFERENCE_FOCAL
 
 
@@ -167,6 +167,10 @@ class LossConfig:
     coarse_index: float = DEFAULT_LOSS_WEIGHTS["coarse_index"]
     part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
     uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
+    # DensePose-COCO points and coarse masks (model/point_losses.py; the authors' weights in both presets)
+    dp_part_index: float = DP_POINT_LOSS_WEIGHTS["dp_part_index"]
+    dp_uv: float = DP_POINT_LOSS_WEIGHTS["dp_uv"]
+    dp_coarse_index: float = DP_POINT_LOSS_WEIGHTS["dp_coarse_index"]
     joints2d: float = 1.0  # soft-argmax joint positions (RoI centres) in [-1, 1], see joints2d_form
     index_foreground_weight: float = 1.0  # part pixels vs background in the index cross-entropies (1 = mean)
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)

@@ -157,6 +157,9 @@ def inter_losses(pred: dict, targets: dict, loss) -> dict[str, torch.Tensor]:
             out["joints2d"] = (smooth_l1(diff).sum(-1) * vis).sum() / b
         else:
             out["joints2d"] = masked_mean(weighted_mean(diff.abs().sum(-1), vis), vis.sum(-1) > 0)
+    from model.point_losses import point_losses  # here: that module builds on this one's helpers
+
+    out.update(point_losses(pred, targets, loss))  # DensePose-COCO points and coarse masks, where labelled
     return out
 
 
@@ -241,7 +244,8 @@ def _gt_geometry(targets: dict, body) -> dict[str, torch.Tensor]:
 
 
 # L_inter: the IUV estimator's own terms; trained alone during the first steps of the paper's schedule.
-INTER_TERMS = ("part_index", "coarse_index", "uv", "partial_index", "partial_uv", "joints2d")
+INTER_TERMS = ("part_index", "coarse_index", "uv", "partial_index", "partial_uv", "joints2d",
+               "dp_part_index", "dp_uv", "dp_coarse_index")  # fmt: skip
 
 
 def loss_weights(cfg) -> dict[str, float]:
@@ -253,6 +257,7 @@ def loss_weights(cfg) -> dict[str, float]:
         "pose": w.pose, "betas": w.betas, "orthogonality": w.orthogonality, "vertices": w.vertices,
         "kp3d": w.kp3d, "kp2d": w.kp2d, "refine_rotation": w.refine_rotation,
         "refine_position": w.refine_position, "cam_positive": w.cam_positive,
+        "dp_part_index": w.dp_part_index, "dp_uv": w.dp_uv, "dp_coarse_index": w.dp_coarse_index,
     }  # fmt: skip
 
 

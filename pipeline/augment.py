@@ -27,6 +27,7 @@ import numpy as np
 from pipeline.body.constants import SMPL_JOINT_FLIP, SPIN24_FLIP
 from pipeline.conventions import NETWORK_CROP, pixel_centre
 from pipeline.crop import apply_affine, compose_affine, warp
+from pipeline.dp_points import augment_dp
 
 FlipIUVFn = Callable[[np.ndarray], np.ndarray]
 
@@ -195,6 +196,10 @@ def augment_sample(
         smpl[:72] = flip_pose(smpl[:72])
         if iuv is not None:
             iuv = (flip_iuv_fn or default_flip_iuv)(iuv)
+    if sample.get("dp") is not None or sample.get("dpmask") is not None:  # DensePose labels (dp_points.py)
+        map_matrix = compose_affine(resize_affine(cfg.out_size, cfg.iuv_size), matrix)
+        out.update(augment_dp(sample, matrix, map_matrix, params.flip, cfg.out_size, cfg.iuv_size,
+                              flip_iuv_fn or default_flip_iuv))  # fmt: skip
     if params.colour != (1.0, 1.0, 1.0):
         image = cv2.LUT(image, colour_lut(params.colour))
     out.update(

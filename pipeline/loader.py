@@ -11,7 +11,8 @@ Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56
 ``iuv_onehot`` float32 (B, 75, 56, 56) (I one-hot, U and V in [0, 1] in their part's channel);
 ``kp2d`` float32 (B, 24, 3) in input pixels (x, y, visibility); ``kp3d`` float32 (B, 24, 4);
 ``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
-``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int.
+``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int;
+DensePose labels ``dp_points``/``dp_count``/``has_dp``/``dpmask``/``has_dpmask`` (pipeline.dp_points.collate_dp).
 
 One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
 is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
@@ -43,10 +44,12 @@ import webdataset as wds
 
 from pipeline import shards as fmt
 from pipeline.augment import AugmentConfig, FlipIUVFn, augment_sample, sample_params
+from pipeline.dp_points import MASK_MEMBER, POINTS_MEMBER, collate_dp
 
 log = logging.getLogger(__name__)
 
 NUM_PARTS = 24
+DP_MEMBERS = {"dp": POINTS_MEMBER, "dpmask": MASK_MEMBER}  # sample key -> shard member (pipeline.dp_points)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ def decode_sample(raw: dict) -> dict:
         kp2d = fmt.decode_npy(raw["kp2d.npy"]).reshape(24, 3)
         kp3d = fmt.decode_npy(raw["kp3d.npy"]).reshape(24, 4) if "kp3d.npy" in raw else np.zeros((24, 4))
         smpl = fmt.decode_npy(raw["smpl.npy"]).reshape(fmt.SMPL_DIM) if "smpl.npy" in raw else np.zeros(82)
+        dp = {k: fmt.DECODERS[m](raw[m]) if m in raw else None for k, m in DP_MEMBERS.items()}
     except (KeyError, ValueError, json.JSONDecodeError) as e:
         raise ValueError(f"sample {key} from {raw.get('__url__', '?')}: {e}") from e
     if image.shape[0] != image.shape[1] or (iuv is not None and iuv.shape != image.shape):
@@ -108,6 +112,7 @@ def decode_sample(raw: dict) -> dict:
         "has_smpl": "smpl.npy" in raw,
         "has_kp3d": "kp3d.npy" in raw,
         "margin": float(meta["crop"]["margin"]),
+        **dp,
     }
 
 
@@ -190,6 +195,7 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) ->
         "rot": torch.tensor([float(s.get("rot", 0.0)) for s in samples], dtype=torch.float32),
         "skipped": SKIPPED.count,
     }
+    batch.update(collate_dp(samples, iuv_size))  # DensePose points (dp_points, dp_count, has_dp, dpmask)
     if onehot:
         batch["iuv_onehot"] = iuv_onehot(iuv_t)
     return batch

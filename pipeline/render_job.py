@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from pipeline import crop as cropping
+from pipeline import dp_points
 from pipeline import shards as fmt
 from pipeline.body.spec import BodySpec
 from pipeline.conventions import RENDER_CROP_MARGIN
@@ -214,6 +215,7 @@ def prepare_rows(
                     raise ValueError(f"no IUV render: {problem}")
             if row.get("has_kp3d"):
                 _field(row, "kp3d", (24, 4))
+            dp_points.check_row(row)  # DensePose points / masks, when the row has them
             bgr = images.get(str(row["image_path"]))
             crop_rgb = cropping.warp(bgr, matrix, params.crop_size)[..., ::-1]
         except (ValueError, TypeError, KeyError) as e:
@@ -241,6 +243,7 @@ def encode_sample(row: dict, crop_rgb: np.ndarray, matrix: np.ndarray, iuv: np.n
         if iuv.shape != (params.crop_size, params.crop_size, 3) or iuv.dtype != np.uint8:
             raise ValueError(f"renderer returned {iuv.shape} {iuv.dtype} for {row['sample_id']}")
         members["iuv.png"] = fmt.encode_png(iuv)
+    members.update(dp_points.shard_members(row, matrix, params.crop_size))  # DensePose labels, where given
     meta = {k: v for k, v in row.items() if k not in NPY_FIELDS}
     meta.update(
         has_smpl=has_smpl,

@@ -11,6 +11,8 @@ A shard sample (``__key__`` = the manifest's ``sample_id``) has these members:
 - ``kp2d.npy``: float32 (24, 3) SPIN-24 keypoints in crop pixels (x, y, visibility).
 - ``kp3d.npy``: float32 (24, 4) SPIN-24 3D joints (metres, camera-frame axes, confidence). Absent when
   ``has_kp3d`` is false.
+- ``dp.npy`` / ``dpmask.png``: DensePose-COCO points (float32 (N, 5) x, y crop pixels, I, U, V) and coarse
+  part labels (crop_size square, 0..14), only for rows annotated with them (:mod:`pipeline.dp_points`).
 - ``json``: every other manifest field, the flags ``has_smpl``/``has_iuv``/``has_kp3d`` and ``crop``
   (``size``, ``margin``, ``matrix`` = the (2, 3) image->crop affine).
 - ``sha256``: the sample's checksum, 64 hex digits (ASCII) of :func:`sample_checksum` over the other
@@ -40,6 +42,7 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 
+from pipeline import dp_points
 from pipeline.datasets.images import image_problem
 from pipeline.files import atomic_write_bytes, file_digest, stale_temp_files
 
@@ -171,6 +174,8 @@ def checksum_problem(sample: Mapping[str, Any]) -> str | None:
 
 
 DECODERS = {
+    dp_points.POINTS_MEMBER: dp_points.decode_points,  # DensePose points and coarse masks (dp_points.py)
+    dp_points.MASK_MEMBER: dp_points.decode_mask,
     "jpg": decode_jpg,
     "iuv.png": decode_png,
     "smpl.npy": decode_npy,

@@ -7,6 +7,8 @@ center, scale, part, S, pose, shape, has_smpl, gender, plus focal_length and cam
 `python -m stages.ingest --dataset synth` reads it through the same code as real data. OUT/mean_params.npz
 holds the training split's mean SMPL parameters in the layout of SPIN's smpl_mean_params.npz. Deterministic per
 seed: batch k is rendered from the seed sequence (seed, k), so the same arguments give the same bytes.
+With --densepose it also writes OUT/densepose_SPLIT.json, DensePose-COCO annotations sampled from the
+people's rendered IUV maps (pipeline/synth/densepose.py; the synth_dp source ingests them).
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--backend", default="auto", choices=("auto", "warp", "torch"), help="rasterizer")
     parser.add_argument("--quality", type=int, default=92, help="JPEG quality")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--densepose",
+        action="store_true",
+        help="also write OUT/densepose_SPLIT.json: DensePose-COCO annotations sampled from the rendered IUV "
+        "maps (ingest them as the synth_dp dataset); off by default, the other outputs are the same either way",
+    )
     args = parser.parse_args(argv)
     if args.n < 2 or not 0 < args.val_fraction < 1:
         parser.error("--n must be >= 2 and --val-fraction in (0, 1)")
@@ -63,6 +71,61 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(handle, **arrays)
 
 
+class DensePoseWriter:
+    """Collects DensePose-COCO annotations per split (pipeline.synth.densepose) from each rendered batch.
+
+    The IUV maps are rendered with the batch's own camera and the points drawn from a generator of their own
+    (seed sequence (seed, batch, 1)), so the images and npz files do not change with the flag."""
+
+    def __init__(self, body, parts, args: argparse.Namespace) -> None:
+        from pipeline.render import IUVRenderer
+
+        self.body, self.args = body, args
+        self.renderer = IUVRenderer(parts, backend=args.backend)
+        self.images: dict[str, list[dict]] = {"train": [], "val": []}
+        self.annotations: dict[str, list[dict]] = {"train": [], "val": []}
+
+    def add_batch(self, scene, batch_index: int, splits: list[str], start: int) -> None:
+        import torch
+
+        from pipeline.render.cameras import PerspectiveCamera
+        from pipeline.synth.densepose import densepose_annotation
+
+        ann, size, count = scene.annotations, self.args.size, len(splits)
+        with torch.no_grad():
+            posed = self.body(betas=torch.as_tensor(ann["shape"]), pose=torch.as_tensor(ann["pose"]))
+        intrinsics = np.tile(np.eye(3), (count, 1, 1))
+        intrinsics[:, 0, 0] = intrinsics[:, 1, 1] = ann["focal_length"]
+        intrinsics[:, :2, 2] = size / 2
+        camera = PerspectiveCamera(
+            K=torch.as_tensor(intrinsics, dtype=torch.float32),
+            R=torch.as_tensor(np.tile(np.eye(3), (count, 1, 1)), dtype=torch.float32),
+            t=torch.as_tensor(ann["cam_t"], dtype=torch.float32),
+        )
+        iuv = self.renderer.render_encoded(posed.vertices, camera, size, size).cpu().numpy()
+        rng = np.random.default_rng(np.random.SeedSequence([self.args.seed, batch_index, 1]))
+        for k, split in enumerate(splits):
+            index = start + k
+            dp = densepose_annotation(iuv[k], ann["part"][k], rng)
+            self.images[split].append(
+                {
+                    "id": index + 1,
+                    "file_name": f"images/{split}/{index:06d}.jpg",
+                    "width": size,
+                    "height": size,
+                }
+            )
+            if dp is not None:
+                self.annotations[split].append({"image_id": index + 1, **dp})
+
+    def write(self, out: Path) -> None:
+        from pipeline.synth.densepose import coco_document
+
+        for split in self.images:
+            document = json.dumps(coco_document(self.images[split], self.annotations[split]))
+            atomic_write_bytes(out / f"densepose_{split}.json", document.encode("utf-8"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     body = load_body_model("anny-smpl24")
@@ -73,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "images" / split).mkdir(parents=True, exist_ok=True)
 
     collected: dict[str, dict[str, list]] = {"train": {}, "val": {}}
+    densepose = DensePoseWriter(body, parts, args) if args.densepose else None
     templates: dict[str, int] = {}
     started = time.perf_counter()
     bar = tqdm(total=args.n, unit="img", disable=args.no_progress, desc="synthesize")
@@ -91,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in scene.annotations.items():
                 rows.setdefault(key, []).append(value[offset])
             templates[scene.templates[offset]] = templates.get(scene.templates[offset], 0) + 1
+        if densepose is not None:
+            densepose.add_batch(scene, batch_index, [split_of[start + k] for k in range(count)], start)
         bar.update(count)
     bar.close()
     for split, rows in collected.items():
         write_npz(args.out / f"{split}.npz", {key: np.stack(values) for key, values in rows.items()})
     train = collected["train"]
     write_mean_params(args.out / "mean_params.npz", np.stack(train["pose"]), np.stack(train["shape"]))
+    if densepose is not None:
+        densepose.write(args.out)
     seconds = time.perf_counter() - started
     summary = {
         "out": str(args.out),

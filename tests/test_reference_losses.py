@@ -57,6 +57,9 @@ def test_paper_weights_are_the_authors_trainer_config():
         "partial_index": 1.0,
         "coarse_index": 1.0,  # rendered maps' 15-part CE, no weight (2.0 is DensePose-COCO masks')
         "cam_positive": 1.0,  # 'cam' term, added unweighted
+        "dp_part_index": 0.3,  # PART_WEIGHTS: DensePose-COCO point part CE (dp_uvia_losses)
+        "dp_uv": 0.5,  # POINT_REGRESSION_WEIGHTS on the points' U and V
+        "dp_coarse_index": 2.0,  # INDEX_WEIGHTS: DensePose-COCO coarse mask CE
     }
     assert w == authors
     assert paper.loss.index_foreground_weight == 1.0 and paper.loss.kp3d_frame == "camera"

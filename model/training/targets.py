@@ -78,6 +78,27 @@ def resample_iuv_codes(iuv: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(iuv.float(), size=(size, size), mode="nearest-exact").to(torch.uint8)
 
 
+def point_targets(batch: dict, map_size: int, device: torch.device) -> dict:
+    """The DensePose-COCO targets of model.point_losses from the batch's dp_* entries (pipeline.dp_points):
+    points in [-1, 1] map coordinates with part, UV and validity, coarse masks at ``map_size``; {} when no
+    sample of the batch carries any."""
+    out: dict = {}
+    if "dp_points" in batch and bool((batch["dp_count"] > 0).any()):
+        points = batch["dp_points"].to(device).float()
+        slots = torch.arange(points.shape[1], device=device)
+        out["dp_valid"] = slots[None] < batch["dp_count"].to(device)[:, None]
+        out["dp_xy"] = pixels_to_normalised(points[..., :2])  # input pixels -> [-1, 1], any map size
+        out["dp_part"] = points[..., 2].round().long() * out["dp_valid"]
+        out["dp_uv"] = points[..., 3:5]
+    if "dpmask" in batch and bool(batch["has_dpmask"].any()):
+        mask = batch["dpmask"][:, None]
+        if mask.shape[-1] != map_size:
+            mask = F.interpolate(mask.float(), size=(map_size, map_size), mode="nearest-exact")
+        out["dpmask"] = mask[:, 0].to(device).long()
+        out["has_dpmask"] = batch["has_dpmask"].to(device).bool()
+    return out
+
+
 @torch.no_grad()
 def smpl_joints_2d(posed, body, kp2d: torch.Tensor, focal: float = REFERENCE_FOCAL) -> torch.Tensor:
     """(B, 24, 3) SMPL joints in [-1, 1] crop coordinates + visibility, through a camera fitted to kp2d.
@@ -121,6 +142,7 @@ def batch_to_inputs(
         "has_kp3d": batch["has_kp3d"].to(device).bool(),
         "kp2d": torch.cat([pixels_to_normalised(kp2d[..., :2]), kp2d[..., 2:]], dim=-1),
     }
+    targets.update(point_targets(batch, map_size, device))  # DensePose points and masks, where given
     with torch.no_grad():  # posed once here; the losses reuse it instead of posing the body again
         posed = body(betas=targets["betas"], pose=targets["pose"])
     targets["smpl_joints"], targets["smpl_vertices"] = posed.joints, posed.vertices

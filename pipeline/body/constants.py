@@ -142,6 +142,11 @@ REFERENCE_LOSS_WEIGHTS: dict[str, float] = {
     "coarse_index": 1.0, "roi": 1.0, "cam_positive": 1.0,
 }  # fmt: skip
 
+# DensePose-COCO's sparse labels (model/point_losses.py), the same weights in every preset: the authors'
+# trainer's PART_WEIGHTS (point part index), POINT_REGRESSION_WEIGHTS (point U, V) and INDEX_WEIGHTS (coarse
+# masks), configs/danet_default.yaml of HongwenZhang/DaNet-DensePose2SMPL.
+DP_POINT_LOSS_WEIGHTS: dict[str, float] = {"dp_part_index": 0.3, "dp_uv": 0.5, "dp_coarse_index": 2.0}
+
 
 def _check_tables() -> None:
     """Cheap self-consistency of the tables above (runs at import; a typo here would poison everything)."""
