@@ -84,5 +84,9 @@ def keypoint_joints(keypoints: torch.Tensor, num_joints: int = 14) -> tuple[torc
 
 
 def compares_with_papers(body, protocol: Protocol) -> bool:
-    """Whether the figures are the literature's: the prediction's joints come through J_regressor_h36m."""
-    return "h36m17" in body.regressor_names and protocol.num_joints in (14, 17)
+    """Whether the figures are the literature's: an SMPL-topology body (6,890 vertices; the open body's own
+    H36M regressor is not the field's file) whose joints come through J_regressor_h36m."""
+    from pipeline.body.keypoints import SMPL_NUM_VERTICES
+
+    smpl = body.num_vertices == SMPL_NUM_VERTICES
+    return smpl and "h36m17" in body.regressor_names and protocol.num_joints in (14, 17)

@@ -287,6 +287,7 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
     assert metrics["iuv_part_accuracy"] <= metrics["iuv_segment_accuracy"]
     assert metrics["pve_procrustes"] <= metrics["pve_scale_aligned"] + 1e-6, "a rotation can only lower it"
     assert metrics["protocol"]["name"] == "synth" and metrics["protocol"]["joint_regressor"] == "h36m17"
+    assert metrics["protocol"]["comparable_with_papers"] is False  # the open body is not SMPL
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
     oracle = ["--shards", str(shards / "shards"), "--out", str(tmp_path / "oracle"), "--ground-truth-maps"]
     assert evaluate([*args, *oracle]) == 0
