@@ -16,6 +16,7 @@ from pipeline import loader as L
 from pipeline import shards as fmt
 from pipeline.augment import AugmentConfig
 from pipeline.datasets.images import image_problem, read_image
+from tests.fixtures_data.synth_chain import synth_manifests
 
 PLAIN = AugmentConfig(enabled=False)
 
@@ -72,15 +73,7 @@ def test_read_image_names_the_reason(tmp_path):
 @pytest.fixture(scope="module")
 def raw(tmp_path_factory) -> Path:
     """12 synthetic people (64 px) ingested into manifests: the demo chain at toy size."""
-    from stages.ingest import main as ingest
-    from stages.synthesize import main as synthesize
-
-    root = tmp_path_factory.mktemp("data")
-    assert (
-        synthesize(["--out", str(root / "raw" / "synth"), "--n", "12", "--size", "64", "--no-progress"]) == 0
-    )
-    assert ingest(["--dataset", "synth", "--root", str(root / "raw"), "--out", str(root / "manifests")]) == 0
-    return root
+    return synth_manifests(tmp_path_factory.mktemp("data"), n=12, size=64)
 
 
 def render(raw: Path, out: Path, *extra: str, root: Path | None = None) -> int:

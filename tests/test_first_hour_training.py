@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from model.training import curves, validation
+from tests.fixtures_data.synth_chain import synth_shards
 
 LOG = [
     {"step": 10, "lr": 1e-3, "loss": {"total": 5.0, "pose": 1.0, "uv": 0.5}},
@@ -66,18 +67,7 @@ def test_random_state_kept_restores_every_generator():
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    from stages.ingest import main as ingest
-    from stages.render_iuv import main as render
-    from stages.synthesize import main as synthesize
-
-    root = tmp_path_factory.mktemp("first_hour_training")
-    assert (
-        synthesize(["--out", str(root / "raw" / "synth"), "--n", "10", "--size", "64", "--no-progress"]) == 0
-    )
-    assert ingest(["--dataset", "synth", "--root", str(root / "raw"), "--out", str(root / "manifests")]) == 0
-    assert render(["--dataset", "synth", "--root", str(root / "raw" / "synth"), "--manifests", str(root / "manifests"),
-                   "--out", str(root / "shards"), "--workers", "0", "--crop-size", "64", "--no-progress"]) == 0  # fmt: skip
-    return root
+    return synth_shards(tmp_path_factory.mktemp("first_hour_training"), n=10, size=64, crop_size=64)
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import torch
 
 from model.training.config import load_train_config
 from model.training.loop import FINAL_MODEL, LAST_CHECKPOINT, Trainer, TrainingError
+from tests.fixtures_data.synth_chain import synth_shards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,30 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """A few synthetic samples rendered into shards (the demo chain at toy size)."""
-    from stages.ingest import main as ingest
-    from stages.render_iuv import main as render_iuv
-    from stages.synthesize import main as synthesize
-
-    root = tmp_path_factory.mktemp("data")
-    assert (
-        synthesize(["--out", str(root / "raw" / "synth"), "--n", "20", "--size", "96", "--no-progress"]) == 0
-    )
-    assert ingest(["--dataset", "synth", "--root", str(root / "raw"), "--out", str(root / "manifests")]) == 0
-    args = [
-        "--dataset",
-        "synth",
-        "--root",
-        str(root / "raw" / "synth"),
-        "--manifests",
-        str(root / "manifests"),
-    ]
-    assert (
-        render_iuv(
-            [*args, "--out", str(root / "shards"), "--workers", "0", "--crop-size", "96", "--no-progress"]
-        )
-        == 0
-    )
-    return root
+    return synth_shards(tmp_path_factory.mktemp("data"), n=20, size=96, crop_size=96)
 
 
 def tiny_config(shards: Path, *overrides: str):
