@@ -1,24 +1,19 @@
 """Typed configuration of the DaNet network, with a "paper" preset and a "tiny" preset for CPU tests.
 
-Every knob of Sections 4.1-4.3 and every ablation switch of Section 5.4 is a field here. Configs load from a
-nested dict or a YAML file; unknown keys are an error naming the offending field, so a typo in a YAML file
-never silently falls back to a default.
+Every knob of Sections 4.1-4.3, every ablation switch of Section 5.4 and every loss weight is a field here.
+Configs load from a nested dict or a YAML file through model/config_schema.py, the coercion rule shared with
+the training config: unknown keys and bad values are a ConfigError naming the file and the dotted key, so a
+typo in a YAML file never silently falls back to a default (docs/design.md, "Configs").
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import yaml
-
-from pipeline.body.constants import DEFAULT_LOSS_WEIGHTS, DP_POINT_LOSS_WEIGHTS, REFERENCE_LOSS_WEIGHTS
+from model.config_schema import ConfigError, build, choose, load_yaml, parse_number, to_plain
 from pipeline.conventions import REFERENCE_CROP, REFERENCE_FOCAL
 
 
@@ -158,19 +153,24 @@ class LossConfig:
     """Loss weights and forms. The defaults are this project's own losses (the tiny preset, the demo);
     `reference_loss_config()` gives the authors' trainer's (the paper preset; docs/reference-losses.md)."""
 
-    pose: float = DEFAULT_LOSS_WEIGHTS["pose"]
-    betas: float = DEFAULT_LOSS_WEIGHTS["betas"]
-    kp2d: float = DEFAULT_LOSS_WEIGHTS["kp2d"]
-    kp3d: float = DEFAULT_LOSS_WEIGHTS["kp3d"]
-    refine_position: float = DEFAULT_LOSS_WEIGHTS["refine_position"]
-    roi: float = DEFAULT_LOSS_WEIGHTS["roi"]  # partial IUV maps' terms: roi x part_index, roi x uv
-    coarse_index: float = DEFAULT_LOSS_WEIGHTS["coarse_index"]
-    part_index: float = DEFAULT_LOSS_WEIGHTS["part_index"]
-    uv: float = DEFAULT_LOSS_WEIGHTS["uv"]
-    # DensePose-COCO points and coarse masks (model/point_losses.py; the authors' weights in both presets)
-    dp_part_index: float = DP_POINT_LOSS_WEIGHTS["dp_part_index"]
-    dp_uv: float = DP_POINT_LOSS_WEIGHTS["dp_uv"]
-    dp_coarse_index: float = DP_POINT_LOSS_WEIGHTS["dp_coarse_index"]
+    # The weights were read off the authors' config (HongwenZhang/DaNet-DensePose2SMPL,
+    # configs/danet_default.yaml, DANET.*), where 0.3 (PART_WEIGHTS) and 2.0 (INDEX_WEIGHTS) weigh the
+    # DensePose-COCO point losses, not the rendered maps'; kept so that the demo trains as before.
+    # reference_loss_config() has the authors' own weights for the rendered maps.
+    pose: float = 60.0
+    betas: float = 0.06
+    kp2d: float = 300.0
+    kp3d: float = 300.0
+    refine_position: float = 1.0
+    roi: float = 1.0  # partial IUV maps' terms: roi x part_index, roi x uv
+    coarse_index: float = 2.0
+    part_index: float = 0.3
+    uv: float = 0.5
+    # DensePose-COCO's sparse labels (model/point_losses.py), the same weights in every preset: the authors'
+    # PART_WEIGHTS (point part index), POINT_REGRESSION_WEIGHTS (point U, V) and INDEX_WEIGHTS (coarse masks).
+    dp_part_index: float = 0.3
+    dp_uv: float = 0.5
+    dp_coarse_index: float = 2.0
     joints2d: float = 1.0  # soft-argmax joint positions (RoI centres) in [-1, 1], see joints2d_form
     index_foreground_weight: float = 1.0  # part pixels vs background in the index cross-entropies (1 = mean)
     refine_rotation: float = 60.0  # rotation supervision of the intermediate features X (same scale as pose)
@@ -204,9 +204,29 @@ class LossConfig:
 
 
 def reference_loss_config() -> LossConfig:
-    """The losses of the authors' trainer: REFERENCE_LOSS_WEIGHTS and their reductions."""
+    """The losses of the authors' trainer (HongwenZhang/DaNet-DensePose2SMPL, configs/danet_default.yaml,
+    DANET.*; docs/reference-losses.md): their weights and their reductions.
+
+    By LossConfig name: SMPL_POSE_WEIGHTS (final and pre-refinement rotations), SMPL_BETAS_WEIGHTS,
+    PROJ_KPS_WEIGHTS, KPS3D_WEIGHTS, VERTS_WEIGHTS, ORTHOGONAL_WEIGHTS, JOINT_POSITION_WEIGHTS, STN_KPS_WEIGHTS
+    (RoI centres); POINT_REGRESSION_WEIGHTS multiplies U and V of the rendered maps too; their index and
+    coarse cross-entropies and the camera-scale term carry no weight (1); the partial maps' terms are averaged
+    over the 24 joints with the same weights (roi 1). The DensePose-COCO point weights are LossConfig's."""
     return LossConfig(
-        **REFERENCE_LOSS_WEIGHTS,
+        pose=60.0,
+        refine_rotation=60.0,
+        betas=0.06,
+        kp2d=300.0,
+        kp3d=300.0,
+        vertices=0.0,
+        orthogonality=0.0,
+        refine_position=1.0,
+        joints2d=1.0,
+        uv=0.5,
+        part_index=1.0,
+        coarse_index=1.0,
+        roi=1.0,
+        cam_positive=1.0,
         uv_form="smooth_l1_sum",
         joints2d_form="smooth_l1_sum",
         refine_position_form="l1_sum",
@@ -310,11 +330,9 @@ def tiny_config() -> DaNetConfig:
 PRESETS = {"paper": paper_config, "tiny": tiny_config}
 
 
-def preset(name: str) -> DaNetConfig:
-    """A named preset ("paper" or "tiny")."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown DaNet preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]()
+def preset(name: str, key: str = "preset") -> DaNetConfig:
+    """A named preset ("paper" or "tiny"); ConfigError at `key` listing them otherwise."""
+    return PRESETS[choose(name, PRESETS, key, what="preset")]()
 
 
 # The switches of the paper's ablation study (Section 5.4), as overrides of a preset.
@@ -336,130 +354,74 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def ablation_overrides(name: str, key: str = "ablation") -> dict[str, Any]:
+    """The overrides of ablation `name`; ConfigError at `key` listing every ablation otherwise."""
+    return ABLATIONS[choose(name, ABLATIONS, key, what="ablation")]
+
+
+def resolve_config(
+    preset_name: str | None = "paper",
+    ablation_name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    preset_key: str = "preset",
+    ablation_key: str = "ablation",
+    overrides_key: str = "",
+    source: str | None = None,
+) -> DaNetConfig:
+    """The network: preset (None: the dataclass defaults), then the ablation switch, then `overrides`, each
+    merged field by field over the last. The keys name where each part sits in the whole config, for the
+    messages (a training config: model.preset, model.ablation, model.overrides); `source` names the file."""
+    try:
+        config = preset(preset_name, preset_key) if preset_name is not None else DaNetConfig()
+        if ablation_name is not None:
+            config = build(DaNetConfig, ablation_overrides(ablation_name, ablation_key), base=config)
+        return build(DaNetConfig, overrides or {}, base=config, key=overrides_key)
+    except ConfigError as err:
+        raise err.at(source) from None
+
+
 def ablation(name: str, base: str = "paper") -> DaNetConfig:
     """The `base` preset with one ablation switch of ABLATIONS applied."""
-    if name not in ABLATIONS:
-        raise KeyError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
-    return config_from_dict({"preset": base, **ABLATIONS[name]})
+    return resolve_config(base, name)
 
 
-# YAML 1.2 core-schema numbers. PyYAML follows YAML 1.1, which reads "3e-4" (no dot) as text: both config
-# systems (this one and model/training/config.py) coerce through parse_number so that a number written
-# either way, in a file or as a key=value override, becomes the same float.
-_YAML12_INT = re.compile(r"[-+]?[0-9]+")
-_YAML12_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
-_YAML12_SPECIAL = {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}
-
-
-def parse_number(tp: type, value: Any, where: str) -> int | float:
-    """`value` as an int or float field of the config at key path `where`, by YAML 1.2's rules: numbers (not
-    booleans) and strings that YAML 1.2 reads as numbers ('3e-4', '.inf'); a whole float for an int field.
-    ValueError naming `where` otherwise."""
-    if isinstance(value, str):
-        text = value.strip()
-        if _YAML12_INT.fullmatch(text):
-            value = int(text)
-        elif tp is float and _YAML12_FLOAT.fullmatch(text):
-            value = float(text)
-        elif tp is float and text.lower() in _YAML12_SPECIAL:
-            value = _YAML12_SPECIAL[text.lower()]
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    if tp is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"{where}: expected a whole number, got {value!r}")
-        return int(value)
-    return float(value)
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """Turn a YAML/dict value into the annotated field type (dataclasses recursively, lists -> tuples)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise TypeError(f"{where}: expected a mapping for {tp.__name__}, got {type(value).__name__}")
-        return _from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        return _coerce(next(a for a in args if a is not type(None)), value, where)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ValueError(f"{where}: {value!r} is not one of {typing.get_args(tp)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
-        return tuple(value)
-    if tp is float:
-        try:
-            return parse_number(float, value, where)
-        except ValueError as err:
-            raise TypeError(str(err)) from None
-    if tp in (int, str, bool) and not isinstance(value, tp):
-        raise TypeError(f"{where}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
-def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise KeyError(f"{where}: unknown field(s) {unknown}; known: {sorted(names)}")
-    base = cls()
-    kwargs = {}
-    for name in names:
-        if name in data:
-            kwargs[name] = _coerce(hints[name], data[name], f"{where}.{name}")
-        else:
-            kwargs[name] = getattr(base, name)
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict[str, Any], base: str | None = None) -> DaNetConfig:
+def config_from_dict(
+    data: dict[str, Any], base: str | None = None, *, source: str | None = None
+) -> DaNetConfig:
     """Build a config from a nested dict; `base` (or data["preset"]) names the preset it overrides.
 
     Nested sections merge field by field over the preset, e.g. {"preset": "tiny", "roi": {"size": 16}}.
+    Any bad key or value is a ConfigError naming its dotted key (and `source`, the file, when given).
     """
     data = dict(data)
-    base = data.pop("preset", base)
-    start = preset(base) if base else DaNetConfig()
-    merged = _merge(dataclasses.asdict(start), data)
-    return _from_dict(DaNetConfig, merged, "config")
-
-
-def _merge(into: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(into)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+    return resolve_config(data.pop("preset", base), None, data, source=source)
 
 
 def load_config(path: str | os.PathLike[str]) -> DaNetConfig:
-    """Read a YAML config file (see config_from_dict for the layout)."""
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise TypeError(f"{path}: expected a mapping at the top level")
-    try:
-        return config_from_dict(data)
-    except (KeyError, TypeError, ValueError) as err:
-        raise type(err)(f"{path}: {err}") from err
+    """Read a YAML config file (see config_from_dict for the layout); ConfigError naming the file."""
+    return config_from_dict(load_yaml(path), source=str(path))
 
 
 def config_to_dict(config: DaNetConfig) -> dict[str, Any]:
     """Plain nested dict (tuples as lists) suitable for YAML/JSON."""
+    return to_plain(config)
 
-    def plain(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: plain(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [plain(v) for v in x]
-        return x
 
-    return plain(dataclasses.asdict(config))
+__all__ = [
+    "ABLATIONS",
+    "PRESETS",
+    "ConfigError",
+    "DaNetConfig",
+    "ablation",
+    "ablation_overrides",
+    "config_from_dict",
+    "config_to_dict",
+    "load_config",
+    "paper_config",
+    "parse_number",
+    "preset",
+    "reference_loss_config",
+    "resolve_config",
+    "tiny_config",
+]

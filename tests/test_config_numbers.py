@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from model.config import config_from_dict, parse_number
+from model.config import ConfigError, config_from_dict, parse_number
 from model.training.config import load_train_config
 
 
@@ -40,5 +40,5 @@ def test_a_loss_weight_override_is_a_float_like_an_optimiser_override():
     config = load_train_config(None, ["model.overrides.loss.kp3d=3e-4", "optim.lr=3e-4"])
     assert config.optim.lr == 3e-4
     assert config.danet_config().loss.kp3d == 3e-4 and isinstance(config.danet_config().loss.kp3d, float)
-    with pytest.raises(TypeError, match=r"config\.loss\.kp3d: expected a number, got 'lots'"):
+    with pytest.raises(ConfigError, match=r"^loss\.kp3d: expected a number, got 'lots'"):
         config_from_dict({"preset": "tiny", "loss": {"kp3d": "lots"}})

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from model.config import config_from_dict, config_to_dict, load_config, paper_config, tiny_config
+from model.config import ConfigError, config_from_dict, config_to_dict, load_config, paper_config, tiny_config
 from model.danet import DaNet
 from model.losses import danet_losses
 from tests.model_fakes import FakeBody, consistent_batch, synthetic_batch
@@ -140,7 +140,7 @@ def test_config_round_trips_through_yaml(tmp_path):
     path.write_text(yaml.safe_dump(config_to_dict(cfg)))
     assert load_config(path) == cfg
     path.write_text(yaml.safe_dump({"preset": "tiny", "roi": {"sise": 4}}))
-    with pytest.raises(KeyError, match=r"danet.yaml: .*config.roi.*sise"):
+    with pytest.raises(ConfigError, match=r"danet\.yaml: roi\.sise: unknown key; RoIConfig has: size, "):
         load_config(path)
     assert config_from_dict({"preset": "paper", "drop": {"rate": 0}}).drop.rate == 0.0
 

@@ -5,24 +5,30 @@ model:     preset (paper | tiny), optional ablation switch, overrides of DaNetCo
 data:      training shard folders with mixing weights, batch size, workers, augmentation on/off
 optim:     Adam learning rate, the paper's schedule (IUV estimator alone first, LR steps), gradient clip
 run:       steps, checkpoint/log intervals, seed, device, mixed precision, non-finite loss tolerance
+
+Files and overrides are read by the same rule as the network's config (model/config_schema.py: YAML 1.2
+numbers, strict booleans, unknown keys rejected); every bad key or value is a ConfigError naming the file or
+the override and the dotted key, e.g. `configs/train/demo.yaml: model.overrides.roi.size: expected a whole
+number, got 2.5`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
-
-from model.config import ABLATIONS, DaNetConfig, config_from_dict, config_to_dict, parse_number
+from model.config import DaNetConfig, config_to_dict, resolve_config
+from model.config_schema import ConfigError, build, load_yaml, parse_yaml_value, set_dotted
 
 
 @dataclass
 class SourceConfig:
-    """One shard folder (SHARD_DIR/NAME/SPLIT with index.json) and its share of each batch."""
+    """One shard folder (SHARD_DIR/NAME/SPLIT with index.json) and its share of each batch. In a config a
+    bare string stands for {path: string}."""
+
+    SHORTHAND: ClassVar[str] = "path"
 
     path: str
     weight: float = 1.0
@@ -106,106 +112,50 @@ class TrainConfig:
 
     def danet_config(self) -> DaNetConfig:
         """The network's config: preset, then the ablation switch, then explicit overrides."""
-        data: dict[str, Any] = {}
-        if self.model.ablation:
-            if self.model.ablation not in ABLATIONS:
-                raise KeyError(f"unknown ablation {self.model.ablation!r}; choose one of {sorted(ABLATIONS)}")
-            data = _deep_merge(data, ABLATIONS[self.model.ablation])
-        data = _deep_merge(data, self.model.overrides)
-        return config_from_dict(data, base=self.model.preset)
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = (
-            _deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
+        return resolve_config(
+            self.model.preset,
+            self.model.ablation,
+            self.model.overrides,
+            preset_key="model.preset",
+            ablation_key="model.ablation",
+            overrides_key="model.overrides",
         )
-    return out
-
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """Converts a YAML value to the field type: '3e-4' -> 3e-4 for floats (YAML reads it as text), etc."""
-    args = typing.get_args(tp)
-    if type(None) in args:
-        if value is None:
-            return None
-        tp = next(a for a in args if a is not type(None))
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ValueError(f"{where}: expected one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ValueError(f"{where}: expected a list, got {value!r}")
-        return [_coerce(typing.get_args(tp)[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{where}: expected true or false, got {value!r}")
-        return value
-    if tp in (int, float):
-        return parse_number(tp, value, where)
-    if tp is str and not isinstance(value, str):
-        return str(value)
-    return value
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Builds dataclass `cls` from plain data, rejecting unknown keys with the offending path."""
-    if not dataclasses.is_dataclass(cls):
-        return data
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in data.items():
-        tp = hints[name]
-        origin = typing.get_origin(tp)
-        if origin is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
-            item = typing.get_args(tp)[0]
-            value = [
-                _build(item, v if not isinstance(v, str) else {"path": v}, f"{where}.{name}[{i}]")
-                for i, v in enumerate(value)
-            ]
-        elif dataclasses.is_dataclass(tp):
-            value = _build(tp, value, f"{where}.{name}")
-        else:
-            value = _coerce(tp, value, f"{where}.{name}")
-        kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _parse_value(text: str) -> Any:
-    """`key=value` values are YAML scalars/lists: 1e-4, true, [1, 2], null, strings."""
-    return yaml.safe_load(text)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Applies dotted `a.b.c=value` overrides to nested plain data (model.overrides.* reaches DaNetConfig)."""
-    out = _deep_merge({}, data)
+    """Applies dotted `a.b.c=value` overrides (values in YAML 1.2) to a copy of nested plain data;
+    model.overrides.* reaches DaNetConfig. ConfigError naming the override for a malformed one."""
+    out = _copy(data)
     for item in overrides:
+        where = f"override {item!r}"
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not of the form key=value")
+            raise ConfigError("", "not of the form key=value", where)
         key, text = item.split("=", 1)
-        node = out
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = _parse_value(text)
+        try:
+            set_dotted(out, key.strip(), parse_yaml_value(text))
+        except ConfigError as err:
+            raise err.at(where) from None
     return out
 
 
-def validate_knobs(config: TrainConfig, where: str) -> None:
-    """One-line errors, before anything runs, for knobs out of range (zero steps, batch size, ...)."""
+def _copy(data: Any) -> Any:
+    """Copy of the nested dicts (the overrides write into them; lists and scalars are replaced, not edited)."""
+    return {k: _copy(v) for k, v in data.items()} if isinstance(data, dict) else data
+
+
+def _origin(key: str, overrides: list[str], path: Path | None) -> str | None:
+    """What set the config key `key`: the last override on it (or on a section above or below it), else
+    the file."""
+    for item in reversed(overrides):
+        target = item.split("=", 1)[0].strip()
+        if key == target or key.startswith((target + ".", target + "[")) or target.startswith(key + "."):
+            return f"override {item!r}"
+    return str(path) if path is not None else None
+
+
+def validate_knobs(config: TrainConfig, where: str | None = None) -> None:
+    """ConfigError (one line, naming `where` and the key), before anything runs, for knobs out of range
+    (zero steps, batch size, ...)."""
     positive = {
         "run.steps": config.run.steps,
         "run.checkpoint_every": config.run.checkpoint_every,
@@ -214,7 +164,7 @@ def validate_knobs(config: TrainConfig, where: str) -> None:
     }
     for key, value in positive.items():
         if value <= 0:
-            raise ValueError(f"{where}: {key} must be a positive whole number, got {value}")
+            raise ConfigError(key, f"must be a positive whole number, got {value}", where)
     for key, value in {
         "data.num_workers": config.data.num_workers,
         "data.shuffle_buffer": config.data.shuffle_buffer,
@@ -222,14 +172,21 @@ def validate_knobs(config: TrainConfig, where: str) -> None:
         "optim.iuv_only_steps": config.optim.iuv_only_steps,
     }.items():
         if value < 0:
-            raise ValueError(f"{where}: {key} must not be negative, got {value}")
+            raise ConfigError(key, f"must not be negative, got {value}", where)
     if not config.optim.lr > 0:
-        raise ValueError(f"{where}: optim.lr must be positive, got {config.optim.lr}")
+        raise ConfigError("optim.lr", f"must be positive, got {config.optim.lr}", where)
     if not config.data.train:
-        raise ValueError(f"{where}: data.train lists no shard folder")
+        raise ConfigError("data.train", "lists no shard folder", where)
     for i, source in enumerate(config.data.train):
         if not source.weight > 0:
-            raise ValueError(f"{where}: data.train[{i}].weight must be positive, got {source.weight}")
+            raise ConfigError(f"data.train[{i}].weight", f"must be positive, got {source.weight}", where)
+    if "iuv" in config.model.frozen_modules and config.optim.iuv_only_steps > 0:
+        raise ConfigError(
+            "optim.iuv_only_steps",
+            "model.init freezes the IUV estimator, so the IUV-only phase would train nothing: set "
+            f"optim.iuv_only_steps=0 (it is {config.optim.iuv_only_steps})",
+            where,
+        )
 
 
 def check_files(config: TrainConfig, where: str = "config") -> None:
@@ -247,22 +204,22 @@ def check_files(config: TrainConfig, where: str = "config") -> None:
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Reads a training YAML (or the defaults when `path` is None) and applies overrides."""
+    """Reads a training YAML (or the defaults when `path` is None), applies overrides and checks the whole
+    config, the network's included; ConfigError naming the file or override and the key otherwise."""
+    overrides = list(overrides or [])
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config not found: {path}")
-        data = yaml.safe_load(path.read_text()) or {}
-    data = apply_overrides(data, overrides or [])
-    config = _build(TrainConfig, data, str(path or "config"))
-    validate_knobs(config, str(path or "config"))
-    config.danet_config()  # fail early on a bad model section
-    if "iuv" in config.model.frozen_modules and config.optim.iuv_only_steps > 0:
-        raise ValueError(
-            f"{path or 'config'}: model.init freezes the IUV estimator, so the IUV-only phase would train "
-            f"nothing: set optim.iuv_only_steps=0 (it is {config.optim.iuv_only_steps})"
-        )
+        data = load_yaml(path)
+    data = apply_overrides(data, overrides)
+    try:
+        config = build(TrainConfig, data)
+        validate_knobs(config)
+        config.danet_config()  # fail early on a bad model section
+    except ConfigError as err:
+        raise err.at(_origin(err.key, overrides, path)) from None
     return config
 
 

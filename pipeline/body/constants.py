@@ -122,31 +122,6 @@ ROI_DELTA: tuple[float, ...] = (
     0.150, 0.252, 0.064, 0.064, 0.047, 0.047, 0.060, 0.055, 0.217, 0.214,
 )  # fmt: skip
 
-# Loss weights of model.config.LossConfig's defaults (the tiny preset and the demo). They were read off the
-# authors' config, where 0.3 (PART_WEIGHTS) and 2.0 (INDEX_WEIGHTS) weigh the DensePose-COCO point losses, not
-# the rendered maps'; kept so that the demo trains as before. The paper preset uses REFERENCE_LOSS_WEIGHTS.
-DEFAULT_LOSS_WEIGHTS: dict[str, float] = {
-    "pose": 60.0, "betas": 0.06, "kp2d": 300.0, "kp3d": 300.0, "refine_position": 1.0, "roi": 1.0,
-    "coarse_index": 2.0, "part_index": 0.3, "uv": 0.5,
-}  # fmt: skip
-
-# Loss weights of the authors' trainer (HongwenZhang/DaNet-DensePose2SMPL, configs/danet_default.yaml, DANET.*),
-# by LossConfig name: SMPL_POSE_WEIGHTS (final and pre-refinement rotations), SMPL_BETAS_WEIGHTS,
-# PROJ_KPS_WEIGHTS, KPS3D_WEIGHTS, VERTS_WEIGHTS, ORTHOGONAL_WEIGHTS, JOINT_POSITION_WEIGHTS, STN_KPS_WEIGHTS
-# (RoI centres); POINT_REGRESSION_WEIGHTS multiplies U and V of the rendered maps too; their index and coarse
-# cross-entropies and the camera-scale term carry no weight (1); the partial maps' terms are averaged over the
-# 24 joints with the same weights (roi 1).
-REFERENCE_LOSS_WEIGHTS: dict[str, float] = {
-    "pose": 60.0, "refine_rotation": 60.0, "betas": 0.06, "kp2d": 300.0, "kp3d": 300.0, "vertices": 0.0,
-    "orthogonality": 0.0, "refine_position": 1.0, "joints2d": 1.0, "uv": 0.5, "part_index": 1.0,
-    "coarse_index": 1.0, "roi": 1.0, "cam_positive": 1.0,
-}  # fmt: skip
-
-# DensePose-COCO's sparse labels (model/point_losses.py), the same weights in every preset: the authors'
-# trainer's PART_WEIGHTS (point part index), POINT_REGRESSION_WEIGHTS (point U, V) and INDEX_WEIGHTS (coarse
-# masks), configs/danet_default.yaml of HongwenZhang/DaNet-DensePose2SMPL.
-DP_POINT_LOSS_WEIGHTS: dict[str, float] = {"dp_part_index": 0.3, "dp_uv": 0.5, "dp_coarse_index": 2.0}
-
 
 def _check_tables() -> None:
     """Cheap self-consistency of the tables above (runs at import; a typo here would poison everything)."""
