@@ -46,10 +46,6 @@ class ConfigError(ValueError):
         self.key, self.problem, self.source = key, problem, source
         super().__init__(": ".join(part for part in (source, key, problem) if part))
 
-    def within(self, prefix: str) -> ConfigError:
-        """The same error with `prefix` in front of its key (a section built on its own, then nested)."""
-        return ConfigError(join_key(prefix, self.key), self.problem, self.source)
-
     def at(self, source: str | None) -> ConfigError:
         """The same error naming `source` (a file, an override); an error that names one keeps it."""
         return self if self.source or not source else ConfigError(self.key, self.problem, source)
