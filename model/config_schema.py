@@ -46,6 +46,9 @@ class ConfigError(ValueError):
         self.key, self.problem, self.source = key, problem, source
         super().__init__(": ".join(part for part in (source, key, problem) if part))
 
+    def __reduce__(self):  # pickles with its fields (raised in a worker process, read in the parent)
+        return ConfigError, (self.key, self.problem, self.source)
+
     def at(self, source: str | None) -> ConfigError:
         """The same error naming `source` (a file, an override); an error that names one keeps it."""
         return self if self.source or not source else ConfigError(self.key, self.problem, source)

@@ -8,12 +8,16 @@ annotations and the YAML 1.2.2 spec, section 10.3.2), not computed by the code u
 from __future__ import annotations
 
 import math
+import pickle
+from pathlib import Path
 
 import pytest
 
 from model.config import ConfigError, ablation, config_from_dict, load_config
 from model.config_schema import build, parse_yaml_value
 from model.training.config import SourceConfig, TrainConfig, load_train_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _problem(fn, *args):
@@ -28,6 +32,24 @@ def test_config_error_is_a_value_error_with_source_key_and_problem_in_its_messag
     assert isinstance(err, ValueError)
     assert str(err) == "configs/train/x.yaml: model.overrides.roi.size: expected a whole number, got 2.5"
     assert str(ConfigError("a.b", "bad")) == "a.b: bad"
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.source, again.key, again.problem, str(again)) == (
+        err.source,
+        err.key,
+        err.problem,
+        str(err),
+    )
+
+
+def test_the_train_stage_prints_the_error_in_one_line_and_exits_2(tmp_path, capsys):
+    from stages import train
+
+    out = tmp_path / "run"
+    code = train.main(["--config", str(REPO / "configs/train/demo.yaml"), "--out", str(out), "run.amp=yes"])
+    assert code == 2 and not out.exists()
+    assert capsys.readouterr().err.strip() == (
+        "train: bad configuration: override 'run.amp=yes': run.amp: expected true or false, got 'yes'"
+    )
 
 
 # ------------------------------------------------------------------------------------- each kind of error
