@@ -216,9 +216,11 @@ def test_an_unknown_preset_lists_the_presets_in_both_paths():
 
 
 # ------------------------------------------------------------------------------ one coercion, two configs
-def _network(section: str, name: str, value):
+def _network(section: str | None, name: str, value):
     """The value a network field gets from `value`, via config_from_dict, or the ConfigError's problem."""
     try:
+        if section is None:
+            return getattr(config_from_dict({"preset": "tiny", name: value}), name)
         return getattr(getattr(config_from_dict({"preset": "tiny", section: {name: value}}), section), name)
     except ConfigError as err:
         return err.problem
@@ -239,15 +241,27 @@ SAME_INPUT = [
     ("float", "3e-4", 3e-4), ("float", 2, 2.0), ("float", "lots", "expected a number, got 'lots'"),
     ("bool", True, True), ("bool", "yes", "expected true or false, got 'yes'"),
     ("bool", 1, "expected true or false, got 1"),
+    ("str", "a/b.npz", "a/b.npz"), ("str", None, None), ("str", 5, "expected a string, got 5 (quote it in YAML)"),
+    ("ints", ["3", 2.0], [3, 2]), ("ints", 3, "expected a list, got 3"),
+    ("ints", [1, 2.5], "expected a whole number, got 2.5"),
 ]  # fmt: skip
-NETWORK_FIELD = {"int": ("roi", "size"), "float": ("loss", "kp3d"), "bool": ("roi", "learnable")}
-TRAINING_FIELD = {"int": ("run", "seed"), "float": ("optim", "lr"), "bool": ("run", "amp")}
+NETWORK_FIELD = {
+    "int": ("roi", "size"), "float": ("loss", "kp3d"), "bool": ("roi", "learnable"), "str": (None, "mean_params"),
+    "ints": ("refine", "hidden"),  # tuple[int, ...]
+}  # fmt: skip
+TRAINING_FIELD = {
+    "int": ("run", "seed"), "float": ("optim", "lr"), "bool": ("run", "amp"), "str": ("data", "val"),
+    "ints": ("optim", "lr_milestones"),  # list[int]
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(("kind", "value", "expected"), SAME_INPUT)
 def test_the_same_input_coerces_the_same_in_both_configs(kind, value, expected):
     got_network = _network(*NETWORK_FIELD[kind], value)
     got_training = _training(*TRAINING_FIELD[kind], value)
+    if kind == "ints" and isinstance(expected, list):  # the network's field is a tuple, training's a list
+        assert type(got_network) is tuple and type(got_training) is list
+        got_network = list(got_network)
     assert got_network == expected and type(got_network) is type(expected)
     assert got_training == expected and type(got_training) is type(expected)
 
