@@ -110,10 +110,16 @@ BASE = ["model.init.checkpoint=null", "model.overrides.mean_params=null", "run.d
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("run.checkpoint_every=0", "run.checkpoint_every must be a positive whole number, got 0"),
-        ("data.batch_size=0", "data.batch_size must be a positive whole number, got 0"),
-        ("run.steps=0", "run.steps must be a positive whole number, got 0"),
-        ("run.steps=-5", "run.steps must be a positive whole number, got -5"),
+        (
+            "run.checkpoint_every=0",
+            "override 'run.checkpoint_every=0': run.checkpoint_every: must be a positive whole number, got 0",
+        ),
+        (
+            "data.batch_size=0",
+            "override 'data.batch_size=0': data.batch_size: must be a positive whole number, got 0",
+        ),
+        ("run.steps=0", "override 'run.steps=0': run.steps: must be a positive whole number, got 0"),
+        ("run.steps=-5", "override 'run.steps=-5': run.steps: must be a positive whole number, got -5"),
         (
             "model.overrides.mean_params=missing/mean_params.npz",
             "missing/mean_params.npz, which does not exist",
