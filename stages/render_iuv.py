@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from pipeline.render_job import add_dataset_arguments, main_dataset
+from pipeline.renderers import RendererSpecError, find_renderer
 from pipeline.shards import read_index
 from stages.cli import resolve_device, stage_parser
 
@@ -61,6 +62,10 @@ def dataset_args_problem(args: argparse.Namespace) -> str | None:
         return f"--margin must be at least 1 (crop side / person box side), got {args.margin}"
     if args.root and not Path(args.root).is_dir():
         return f"--root {args.root} is not a folder (manifest image paths are relative to it)"
+    try:
+        find_renderer(args.renderer)
+    except RendererSpecError as err:
+        return f"--renderer: {err}"
     return None
 
 
