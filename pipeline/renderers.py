@@ -104,7 +104,7 @@ def find_renderer(spec: str) -> Renderer | RendererFactory:
     Raises :class:`RendererSpecError` naming the spec when it is malformed, its module cannot be imported,
     the name is missing, or the object is neither a renderer nor a factory.
     """
-    if spec in BUILT_IN:
+    if isinstance(spec, str) and spec in BUILT_IN:
         return BUILT_IN[spec]
     if not isinstance(spec, str) or not _SPEC.fullmatch(spec):
         raise RendererSpecError(

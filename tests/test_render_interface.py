@@ -161,3 +161,19 @@ def test_the_stage_refuses_a_bad_renderer_spec_with_one_line_and_exit_2(toy, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("render_iuv: --renderer: ") and repr(spec) in err[0]
     assert not (root / "shards").exists()
+
+
+def test_the_render_job_cli_stops_on_a_bad_spec_naming_it(toy):
+    import argparse
+
+    from pipeline.render_job import add_dataset_arguments, main_dataset
+
+    root, manifest, images = toy
+    spec = f"{FIXTURES}:nope"
+    args = add_dataset_arguments(argparse.ArgumentParser()).parse_args(
+        ["--dataset", "toy", "--root", str(images), "--manifests", str(manifest.parents[1]),
+         "--out", str(root / "shards"), "--renderer", spec]
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match="has no nope") as err:
+        main_dataset(args)
+    assert repr(spec) in str(err.value.code) and not (root / "shards").exists()
