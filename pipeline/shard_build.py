@@ -38,13 +38,13 @@ NPY_FIELDS = ("pose", "betas", "kp2d", "kp3d")  # stored as .npy members, not in
 class ShardParams:
     """Everything that determines the bytes of a split's shards (recorded in ``index.json``)."""
 
-    dataset: str
-    split: str
-    shard_size: int = 1000
-    crop_size: int = 256
-    margin: float = RENDER_CROP_MARGIN
-    renderer: str = DEFAULT_RENDERER
-    body: BodySpec = BodySpec()
+    dataset: str  # plain word: the shard names' prefix DATASET-SPLIT-
+    split: str  # plain word
+    shard_size: int = 1000  # rows of the sorted manifest per shard (the last one may hold fewer)
+    crop_size: int = 256  # stored crop side S, pixels
+    margin: float = RENDER_CROP_MARGIN  # stored crop side / person box side, >= 1
+    renderer: str = DEFAULT_RENDERER  # spec "module:name" (pipeline/renderers.py)
+    body: BodySpec = BodySpec()  # body files for a renderer that takes them
 
     def __post_init__(self) -> None:
         if self.shard_size < 1 or self.crop_size < 8 or not self.margin >= 1.0:
