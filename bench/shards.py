@@ -26,7 +26,10 @@ import numpy as np
 
 from pipeline import crop as cropping
 from pipeline import shards as fmt
-from pipeline.render_job import DEFAULT_RENDERER, TEST_RENDERER, ShardParams, render_dataset
+from pipeline.render_job import render_dataset
+from pipeline.renderers import DEFAULT_RENDERER
+from pipeline.shard_build import ShardParams
+from tests.fixtures_data.renderers import KEYPOINT_DISK
 from tests.test_shards_helpers import make_rows, write_manifest
 
 
@@ -45,7 +48,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--crop-size", type=int, default=224)
     parser.add_argument("--shard-size", type=int, default=64)
-    parser.add_argument("--renderer", default=TEST_RENDERER)
+    parser.add_argument("--renderer", default=KEYPOINT_DISK)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--synth", type=int, default=0, help="real renderer on N synthetic images")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])

@@ -9,7 +9,8 @@ OUT/NAME/SPLIT/NAME-SPLIT-000000.tar ... plus index.json, on a Dask cluster; rer
 The body is the built-in open one unless --body-model (SMPL file or folder), --dense-parts (DensePose's
 UV_Processed.mat) and --extra-regressor (SPIN's J_regressor_extra.npy) say otherwise (flags not given fall
 back to DANET_BODY_MODEL, DANET_DENSE_PARTS, DANET_EXTRA_REGRESSOR); index.json records them with their
-sha256, and changing any of them re-renders. Demo mode writes a picture of the default body in a few poses:
+sha256, and changing any of them re-renders. --renderer plugs in another renderer as module:name
+(pipeline/renderers.py; docs/design.md, "The render stage"). Demo mode writes a picture of the default body in a few poses:
 shaded | I | U | V.
 
 Arguments are checked before anything runs (one line, exit 2). A row that cannot be read, cropped, fitted
@@ -24,6 +25,7 @@ import sys
 from pathlib import Path
 
 from pipeline.render_job import add_dataset_arguments, main_dataset
+from pipeline.renderers import RendererSpecError, find_renderer
 from pipeline.shards import read_index
 from stages.cli import resolve_device, stage_parser
 
@@ -61,6 +63,10 @@ def dataset_args_problem(args: argparse.Namespace) -> str | None:
         return f"--margin must be at least 1 (crop side / person box side), got {args.margin}"
     if args.root and not Path(args.root).is_dir():
         return f"--root {args.root} is not a folder (manifest image paths are relative to it)"
+    try:
+        find_renderer(args.renderer)
+    except RendererSpecError as err:
+        return f"--renderer: {err}"
     return None
 
 

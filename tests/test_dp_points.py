@@ -295,7 +295,7 @@ def test_verify_reports_a_damaged_point_member_by_key(tmp_path):
 
 
 def test_a_row_with_bad_densepose_values_is_rejected_naming_the_field(tmp_path):
-    from pipeline.render_job import ShardParams, prepare_rows
+    from pipeline.shard_build import ShardParams, prepare_rows
 
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((40, 40, 3), np.uint8))
     base = {"sample_id": "s1", "image_path": "a.jpg", "center": [20.0, 20.0], "scale": 0.2,

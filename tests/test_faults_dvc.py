@@ -23,7 +23,7 @@ DELAY_ENV = "DANET_TEST_RENDER_DELAY"
 
 def slow_renderer(rows, crop_transforms, crop_size):
     """The keypoint-disk stand-in renderer, slowed down per call so that a kill lands mid-render."""
-    from pipeline.render_job import keypoint_disk_renderer
+    from tests.fixtures_data.renderers import keypoint_disk_renderer
 
     time.sleep(float(os.environ.get(DELAY_ENV, "0")))
     return keypoint_disk_renderer(rows, crop_transforms, crop_size)

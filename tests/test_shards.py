@@ -15,7 +15,8 @@ import pytest
 
 from pipeline import shards as fmt
 from pipeline.crop import apply_affine, crop_transform
-from pipeline.render_job import ShardParams, load_manifest, plan_shards, render_dataset
+from pipeline.render_job import render_dataset
+from pipeline.shard_build import ShardParams, load_manifest, plan_shards
 from stages.verify_shards import main as verify_main
 from stages.verify_shards import verify_split
 from tests.test_shards_helpers import RENDERER, SLOW_RENDERER, make_rows, write_manifest
@@ -190,7 +191,7 @@ def test_dataset_mode_wires_into_an_existing_cli(toy, tmp_path, capsys):
 
     _, manifest, images = toy
     parser = argparse.ArgumentParser()
-    parser.add_argument("--device", default="cpu")  # the render CLI's own flag is kept
+    parser.add_argument("--verbose", action="store_true")  # the host CLI's own flag, beside the added ones
     add_dataset_arguments(parser)
     args = parser.parse_args(["--dataset", "toy", "--root", str(images), "--manifests",
                               str(manifest.parents[1]), "--out", str(tmp_path / "shards"), "--workers", "0",

@@ -13,15 +13,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RENDERER = "pipeline.render_job:keypoint_disk_renderer"
+from tests.fixtures_data.renderers import KEYPOINT_DISK, keypoint_disk_renderer
+
+RENDERER = KEYPOINT_DISK
 # The same drawings, 50 ms per call: a stage that is reliably still running when a test kills it.
 SLOW_RENDERER = "tests.test_shards_helpers:slow_keypoint_disk_renderer"
 
 
 def slow_keypoint_disk_renderer(rows, crop_transforms, crop_size):
     import time
-
-    from pipeline.render_job import keypoint_disk_renderer
 
     time.sleep(0.05)
     return keypoint_disk_renderer(rows, crop_transforms, crop_size)
@@ -95,7 +95,8 @@ def fake_flip_iuv(iuv: np.ndarray) -> np.ndarray:
 def build_shards(root: Path, n: int, *, shard_size: int = 4, crop_size: int = 96, seed: int = 0,
                  dataset: str = "toy", image_size: tuple[int, int] = (160, 120)) -> Path:  # fmt: skip
     """Manifest of ``n`` rows -> shards (in-process, keypoint-disk renderer); returns the split folder."""
-    from pipeline.render_job import ShardParams, render_dataset
+    from pipeline.render_job import render_dataset
+    from pipeline.shard_build import ShardParams
 
     rows = make_rows(n, seed=seed, image_size=image_size)
     for r in rows:
