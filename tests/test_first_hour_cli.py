@@ -58,7 +58,7 @@ def test_every_help_shows_defaults(module, monkeypatch):
 )
 def test_dvc_tracked_out_defaults_say_so(module, flag, monkeypatch):
     parser = stage_parser_of(module, monkeypatch)
-    action = parser._option_string_actions[flag]
+    action = next(a for a in parser._actions if flag in a.option_strings)
     assert "DVC-tracked" in action.help
 
 

@@ -1,6 +1,7 @@
 """Ground-truth IUV maps for manifest rows: SMPL fit -> body model -> fitted crop camera -> rasterizer.
 
-This is the renderer the render_iuv stage injects into its shard builder (pipeline.render_job). Rows are
+This is the render_iuv stage's default renderer (pipeline.renderers.BUILT_IN, built with the run's device
+and body; docs/design.md, "The render stage"). Rows are
 manifest rows (pipeline/datasets/schema.py) with `has_smpl`, `pose` (72), `betas` (10), `gender` and `kp2d`
 (24 x 3, image pixels, SPIN order); crop transforms are (2, 3) image -> crop affine matrices
 (pipeline.crop). Which body model, dense parts and keypoint regressor are used is a
