@@ -8,7 +8,6 @@ hand-grouped means and the overall figure their frame-weighted mean; COCO keypoi
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +20,8 @@ from model.training.targets import batch_to_inputs
 from pipeline.augment import AugmentConfig
 from pipeline.body import load_body_model
 from pipeline.loader import Source, make_dataset
+from tests.fixtures_data.eval_oracle import mean_pose_errors
 from tests.test_train import shards  # noqa: F401 - the module-scoped toy shards (synth, 18 train + 2 val)
-
-# SPIN's constants.H36M_TO_J17 (published): the 14 LSP joints' rows of the H36M-17 regressor; H36M's pelvis
-# is its row 0.
-SPIN_H36M_TO_J14 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10)
 
 
 @pytest.fixture(scope="module")
@@ -67,50 +63,6 @@ def run(network, batches, metadata, body, predict):
         return evaluate(network, batches, metadata, lambda gender: body, torch.device("cpu"), keep_examples=0)
     finally:
         del network.forward
-
-
-# -- an independent mean-pose baseline -----------------------------------------------------------------------
-
-
-def spin_6d_to_matrices(pose144: np.ndarray) -> np.ndarray:
-    """SPIN's smpl_mean_params.npz pose: per joint the rotation's first two columns, stored row-major as a
-    3 x 2 block; Gram-Schmidt gives the third."""
-    block = pose144.reshape(24, 3, 2).astype(np.float64)
-    a1, a2 = block[..., 0], block[..., 1]
-    b1 = a1 / np.linalg.norm(a1, axis=-1, keepdims=True)
-    b2 = a2 - (b1 * a2).sum(-1, keepdims=True) * b1
-    b2 /= np.linalg.norm(b2, axis=-1, keepdims=True)
-    return np.stack([b1, b2, np.cross(b1, b2)], axis=-1)
-
-
-def lsp14(body, vertices: torch.Tensor) -> np.ndarray:
-    joints = body.regress(vertices, "h36m17").double().numpy()
-    return joints[:, list(SPIN_H36M_TO_J14)] - joints[:, :1]
-
-
-def procrustes_error(pred: np.ndarray, gt: np.ndarray) -> float:
-    """Mean joint error (m) after the similarity transform taking pred closest to gt (Umeyama)."""
-    mp, mg = pred.mean(0), gt.mean(0)
-    x, y = pred - mp, gt - mg
-    u, s, vt = np.linalg.svd(x.T @ y)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))])
-    rotation = vt.T @ d @ u.T
-    scale = np.trace(np.diag(s) @ d) / (x**2).sum()
-    aligned = scale * x @ rotation.T + mg
-    return float(np.linalg.norm(aligned - gt, axis=-1).mean())
-
-
-def mean_pose_errors(body, mean_params: Path, targets: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sample MPJPE and PA-MPJPE (mm) of the mean parameters against every sample's SMPL fit."""
-    with np.load(mean_params) as data:
-        rotations = torch.as_tensor(spin_6d_to_matrices(data["pose"]), dtype=torch.float32)
-        betas = torch.as_tensor(data["shape"], dtype=torch.float32).reshape(1, 10)
-    with torch.no_grad():
-        mean = lsp14(body, body(betas=betas, pose=rotations[None]).vertices)[0]
-        gts = np.concatenate([lsp14(body, t["smpl_vertices"]) for t in targets])
-    mpjpe = np.linalg.norm(gts - mean, axis=-1).mean(-1) * 1000
-    pa = np.array([procrustes_error(mean, gt) for gt in gts]) * 1000
-    return mpjpe, pa
 
 
 def mean_pose(network, body):
