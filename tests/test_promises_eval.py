@@ -208,3 +208,25 @@ def test_3dpw_scores_each_sample_against_its_own_gendered_body(smpl_standin):
     swapped = {"m": by_gender["f"], "f": by_gender["m"], "n": neutral}
     wrong = sample_errors(neutral, swapped.__getitem__, batch, prediction, genders, protocol)
     assert float(wrong["mpjpe"][:2].min()) > 5 and float(wrong["mpjpe"][2]) < 0.05, wrong["mpjpe"]
+
+
+@pytest.mark.parametrize(
+    ("imgname", "expected"),
+    [  # SPIN's Human3.6M image names: subject_action[_subaction].camera_frame; the table merges subactions
+        ("images/S9_Directions_1.54138969_000001.jpg", ("Directions", "S9", "S9_Directions_1.54138969")),
+        ("images/S9_Directions.54138969_000001.jpg", ("Directions", "S9", "S9_Directions.54138969")),
+        (
+            "images/S11_SittingDown_2.60457274_000010.jpg",
+            ("SittingDown", "S11", "S11_SittingDown_2.60457274"),
+        ),
+        (
+            "images/S9_WalkTogether 1.58860488_000001.jpg",
+            ("WalkTogether", "S9", "S9_WalkTogether 1.58860488"),
+        ),
+    ],
+)
+def test_h36m_actions_come_from_the_image_names(imgname, expected):
+    from pipeline.datasets.spin_npz import name_fields
+
+    assert name_fields("h36m", imgname) == expected
+    assert name_fields("lsp", imgname) == ("", "", "")  # other datasets have no actions
