@@ -78,6 +78,7 @@ def mean_pose(network, body):
 # -- tests ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ground_truth_predictions_score_zero_and_a_perfect_estimator_100_percent(toy, body):
     network, batches, targets, metadata, _ = toy
 
@@ -115,6 +116,7 @@ def test_ground_truth_predictions_score_zero_and_a_perfect_estimator_100_percent
     assert summary["iuv_part_accuracy"] == pytest.approx(np.mean(by_hand), abs=0.01)
 
 
+@pytest.mark.slow
 def test_the_mean_pose_baseline_is_an_independent_numpy_mpjpe(toy, body):
     network, batches, targets, metadata, mean_params = toy
     summary, records, _ = run(network, batches, metadata, body, lambda out, i: out)
@@ -128,6 +130,7 @@ def test_the_mean_pose_baseline_is_an_independent_numpy_mpjpe(toy, body):
     )
 
 
+@pytest.mark.slow
 def test_per_action_rows_are_the_actions_means_and_weigh_into_the_total(toy, body):
     network, batches, targets, metadata, mean_params = toy
     keys = [k for b in batches for k in b["key"]]
