@@ -139,3 +139,7 @@ def test_real_path_ingest_render_train_evaluate(smpl_standin, tmp_path):
     assert metrics["samples"] == 6
     for key in ("mpjpe", "pa_mpjpe", "pve", "pve_s", "pve_p", "baseline_pa_mpjpe"):
         assert metrics[key] is not None and 0 < metrics[key] < 2000, key
+    # the per-action table: every valid_p1 image is S9_Directions_1...: one row, the whole split
+    assert metrics["per_action"] == {
+        "Directions": {"samples": 6, "mpjpe": metrics["mpjpe"], "pa_mpjpe": metrics["pa_mpjpe"]}
+    }

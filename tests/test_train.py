@@ -274,6 +274,22 @@ def test_train_then_evaluate_writes_metrics_and_pictures(shards, tmp_path):
     assert metrics["pve_procrustes"] <= metrics["pve_scale_aligned"] + 1e-6, "a rotation can only lower it"
     assert metrics["protocol"]["name"] == "synth" and metrics["protocol"]["joint_regressor"] == "h36m17"
     assert metrics["protocol"]["comparable_with_papers"] is False  # the open body is not SMPL
+    # values: the mean-pose baseline as an independent numpy computation on the same val samples
+    from pipeline.body import load_body_model
+    from tests.fixtures_data.eval_oracle import mean_pose_errors, split_targets
+
+    body = load_body_model("anny-smpl24")
+    val = split_targets(shards / "shards" / "synth" / "val", body)
+    mpjpe, pa = mean_pose_errors(body, shards / "raw" / "synth" / "mean_params.npz", val)
+    assert metrics["samples"] == len(mpjpe) == 2
+    assert metrics["baseline_mpjpe"] == pytest.approx(mpjpe.mean(), abs=0.006)
+    assert metrics["baseline_pa_mpjpe"] == pytest.approx(pa.mean(), abs=0.006)
+    ratio = metrics["pa_mpjpe_ratio_to_mean_pose"]
+    assert ratio == round(metrics["pa_mpjpe"] / metrics["baseline_pa_mpjpe"], 3)
+    short = {"pa_mpjpe": "pa_mpjpe", "mpjpe": "mpjpe", "pve_p": "pve_p",
+             "vs_mean_pose": "pa_mpjpe_ratio_to_mean_pose", "part_acc": "iuv_part_accuracy"}  # fmt: skip
+    headline = json.loads((tmp_path / "eval" / "headline.json").read_text())
+    assert headline == {name: metrics[key] for name, key in short.items()}  # dvc metrics show's numbers
     assert (tmp_path / "eval" / "examples.png").stat().st_size > 1000
     oracle = ["--shards", str(shards / "shards"), "--out", str(tmp_path / "oracle"), "--ground-truth-maps"]
     assert evaluate([*args, *oracle]) == 0

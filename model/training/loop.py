@@ -126,6 +126,22 @@ def trim_log(log_path: Path, step: int) -> int:
     return dropped
 
 
+BATCHNORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+
+
+def saved_batchnorm_statistics(network: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(buffer, copy) of every BatchNorm running statistic. A training-mode forward updates them before the
+    loss is known, so a skipped step puts them back: a batch with non-finite activations would otherwise
+    leave NaN statistics behind, and the saved network would predict NaN in evaluation."""
+    return [
+        (buffer, buffer.detach().clone())
+        for module in network.modules()
+        if isinstance(module, BATCHNORMS)
+        for buffer in (module.running_mean, module.running_var, module.num_batches_tracked)
+        if buffer is not None
+    ]
+
+
 class Trainer:
     """Owns the network, optimiser, schedule and data stream of one run writing into `out_dir`."""
 
@@ -245,6 +261,7 @@ class Trainer:
         use_amp = cfg.run.amp and self.device.type == "cuda"
         autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else nullcontext()
         iuv_phase = self.step < cfg.optim.iuv_only_steps
+        statistics = saved_batchnorm_statistics(self.network)
         with autocast:
             pred = self.model(image, targets, iuv_only=iuv_phase)
             if iuv_phase:
@@ -257,6 +274,9 @@ class Trainer:
         finite = ddp.all_finite(total.detach(), self.dist)  # all ranks skip together, or none does
         self.optimizer.zero_grad(set_to_none=True)
         if not finite:
+            with torch.no_grad():
+                for buffer, saved in statistics:
+                    buffer.copy_(saved)
             return None
         total.backward()
         if cfg.optim.grad_clip:
