@@ -204,8 +204,9 @@ def augment_sample(
         out.update(augment_dp(sample, matrix, iuv_matrix, params.flip, cfg.out_size, cfg.iuv_size,
                               flip_iuv_fn or default_flip_iuv))  # fmt: skip
     if pixels:
-        out.update(image=warp_image(sample["image"], image_matrix, params.colour, cfg.out_size),
-                   iuv=warp_iuv(sample.get("iuv"), iuv_matrix, params.flip, cfg.iuv_size, flip_iuv_fn))  # fmt: skip
+        image = warp_image(sample["image"], image_matrix, params.colour, cfg.out_size)
+        iuv = warp_iuv(sample.get("iuv"), iuv_matrix, params.flip, cfg.iuv_size, flip_iuv_fn)
+        out.update(image=image, iuv=iuv)
     else:
         out.update(
             input_to_crop=cv2.invertAffineTransform(image_matrix),
@@ -233,7 +234,7 @@ def warp_image(
 def warp_iuv(
     iuv: np.ndarray | None, matrix: np.ndarray, flip: bool, size: int, flip_iuv_fn: FlipIUVFn | None
 ) -> np.ndarray | None:
-    """(S, S, 3) uint8 stored IUV -> (size, size, 3): nearest warp by ``matrix``, then the mirror if ``flip``."""
+    """(S, S, 3) uint8 stored IUV -> (size, size, 3): nearest warp by ``matrix``, mirrored if ``flip``."""
     if iuv is None:
         return None
     out = warp(iuv, matrix, size, nearest=True)

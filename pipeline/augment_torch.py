@@ -144,13 +144,20 @@ def warp_codes_nearest(codes: torch.Tensor, inverse: torch.Tensor, size: int) ->
 
 def warp_images_bilinear(crops: torch.Tensor, inverse: torch.Tensor, size: int) -> torch.Tensor:
     """(B, 3, S, S) uint8 crops -> (B, 3, size, size) float32 in [0, 255]: bilinear at the (B, 2, 3)
-    inverse affines (output pixel -> source pixel, pixel centres at integers), zeros outside."""
+    inverse affines (output pixel -> source pixel, pixel centres at integers), zeros outside.
+
+    The pixel affine is moved to grid_sample's normalised frame (align_corners=True: -1 and +1 are the
+    centres of the first and last pixel) and ``affine_grid`` makes the float32 grid."""
     _, _, h, w = crops.shape
-    source = source_pixels(inverse.to(crops.device), size)  # (B, size, size, 2) (x, y)
-    # align_corners=True: -1 and +1 are the centres of the first and last pixel, as in pixel coordinates
-    scale = torch.tensor([2.0 / (w - 1), 2.0 / (h - 1)], dtype=torch.float64, device=crops.device)
-    normalised = (source * scale - 1.0).to(torch.float32)
-    return F.grid_sample(crops.float(), normalised, mode="bilinear", padding_mode="zeros", align_corners=True)
+    a = inverse.to(crops.device, torch.float64)
+    half = (size - 1) / 2.0
+    options = {"dtype": torch.float64, "device": crops.device}
+    to_source = torch.tensor([[2.0 / (w - 1), 0.0, -1.0], [0.0, 2.0 / (h - 1), -1.0], [0, 0, 1]], **options)
+    from_output = torch.tensor([[half, 0.0, half], [0.0, half, half], [0.0, 0.0, 1.0]], **options)
+    square = torch.cat([a, a.new_tensor([0.0, 0.0, 1.0]).expand(a.shape[0], 1, 3)], dim=1)
+    theta = (to_source @ square @ from_output)[:, :2].to(torch.float32)
+    grid = F.affine_grid(theta, [a.shape[0], 3, size, size], align_corners=True)
+    return F.grid_sample(crops.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
 
 def apply_gains(images: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
@@ -183,10 +190,11 @@ def device_augment(
     device = torch.device(device) if device is not None else batch["crop"].device
     tables = tables.to(device) if tables is not None else default_flip_tables(str(device))
     out = {k: v for k, v in batch.items() if k not in ("crop", "crop_iuv", "input_to_crop", "map_to_crop")}
-    crops = batch["crop"].to(device, non_blocking=True)
+    crops = batch["crop"].to(device, non_blocking=True).permute(0, 3, 1, 2)  # (B, 3, S, S), a view
     images = warp_images_bilinear(crops, batch["input_to_crop"], out_size)
     out["image"] = apply_gains(images, batch["colour"])
-    iuv = warp_codes_nearest(batch["crop_iuv"].to(device, non_blocking=True), batch["map_to_crop"], iuv_size)
+    codes = batch["crop_iuv"].to(device, non_blocking=True).permute(0, 3, 1, 2)
+    iuv = warp_codes_nearest(codes, batch["map_to_crop"], iuv_size)
     flip = batch["flip"].to(device)
     if bool(flip.any()):
         iuv = torch.where(flip[:, None, None, None], relabel_mirrored(iuv.flip(-1), tables), iuv)

@@ -180,12 +180,31 @@ def _planes(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor
     return out, present
 
 
+def _stacked(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, size, size, 3) uint8 batch of the samples' ``name`` arrays as they are (HWC, one copy each;
+    zeros where None) and the (B,) bool of which samples have one."""
+    out = _batch_tensor((len(samples), size, size, 3), torch.uint8)
+    array = out.numpy()
+    present = torch.zeros(len(samples), dtype=torch.bool)
+    for i, s in enumerate(samples):
+        if s.get(name) is not None:
+            if s[name].shape != array.shape[1:]:
+                raise ValueError(
+                    f"collate: sample {s.get('key')} {name} {s[name].shape} does not fit the batch's "
+                    f"{array.shape[1:]} (augment_on=device needs stored crops of one size per batch)"
+                )
+            array[i] = s[name]
+            present[i] = True
+    return out, present
+
+
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, deferred: bool = False) -> dict:
     """Stack augmented samples into the batch described in the module docstring.
 
     ``deferred=True`` batches samples augmented with ``pixels=False`` (``augment_on="device"``): instead of
-    ``image``, ``iuv`` and ``iuv_onehot`` the batch carries the stored crops ``crop`` (B, 3, S, S) uint8,
-    ``crop_iuv`` (B, 3, S, S) uint8 (zeros where ``has_iuv`` is false), ``input_to_crop`` and
+    ``image``, ``iuv`` and ``iuv_onehot`` the batch carries the stored crops ``crop`` (B, S, S, 3) uint8 RGB,
+    ``crop_iuv`` (B, S, S, 3) uint8 (zeros where ``has_iuv`` is false; both channel-last as decoded, the
+    device transposes them for free), ``input_to_crop`` and
     ``map_to_crop`` (B, 2, 3) float64 and ``colour`` (B, 3) float32 (see pipeline.augment.augment_sample),
     which :func:`pipeline.augment_torch.device_augment` turns into ``image`` and ``iuv`` on the device.
     All samples of a batch must then share one stored-crop size S.
@@ -193,8 +212,8 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, de
     size = samples[0]["image"].shape[0]
     if deferred:
         pixels: dict = {}
-        pixels["crop"], _ = _planes(samples, "image", size)
-        pixels["crop_iuv"], has_iuv = _planes(samples, "iuv", size)
+        pixels["crop"], _ = _stacked(samples, "image", size)
+        pixels["crop_iuv"], has_iuv = _stacked(samples, "iuv", size)
         for name in ("input_to_crop", "map_to_crop"):
             pixels[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
         pixels["colour"] = torch.from_numpy(np.stack([s["colour"] for s in samples]))

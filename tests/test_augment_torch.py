@@ -1,4 +1,4 @@
-"""Augmentation on the training device (pipeline.augment_torch, data.augment_on=device) against the CPU path."""
+"""Augmentation on the training device (pipeline.augment_torch, data.augment_on=device) against the CPU."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _both_modes(folder, **kwargs):
 
 def test_device_path_equals_the_cpu_path_on_the_same_draws(toy):
     cpu, deferred = _both_modes(toy)
-    assert "image" not in deferred and deferred["crop"].shape == (24, 3, 256, 256)
+    assert "image" not in deferred and deferred["crop"].shape == (24, 256, 256, 3)
     assert deferred["input_to_crop"].dtype == torch.float64 and deferred["colour"].shape == (24, 3)
     out = T.device_augment(deferred, T.flip_tables_for(fake_flip_iuv), out_size=224, iuv_size=56, onehot=True)
     assert (
@@ -60,7 +60,8 @@ def test_a_left_hand_becomes_only_a_right_hand_on_the_mirrored_side():
     iuv[10:30, 5:20] = (LEFT_HAND, 100, 200)
     sample = {"key": "k", "dataset": "d", "image": np.zeros((size, size, 3), np.uint8), "iuv": iuv,
               "kp2d": np.zeros((24, 3), np.float32), "kp3d": np.zeros((24, 4), np.float32),
-              "smpl": np.zeros(82, np.float32), "has_smpl": False, "has_kp3d": False, "margin": 1.0}  # fmt: skip
+              "smpl": np.zeros(82, np.float32), "has_smpl": False, "has_kp3d": False,
+              "margin": 1.0}  # fmt: skip
     cfg = AugmentConfig(out_size=size, iuv_size=size)
     samples = [augment_sample(sample, AugmentParams(flip=f), cfg, pixels=False) for f in (True, False)]
     out = T.device_augment(L.collate(samples, size, deferred=True), out_size=size, iuv_size=size)
