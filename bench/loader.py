@@ -10,7 +10,11 @@ depend on what else the machine runs, and the load average. Prints JSON.
 
 The headline figures (issue targets in ``targets``): ``cpu_cost_over_jpeg_decode``, the CPU time of decode
 + augment + one-hot + collate per sample over the JPEG decode of the same crop, and
-``two_workers_over_decode_floor``, 2-worker loader throughput over one core's JPEG decode rate. ``levers``
+``two_workers_over_decode_floor``, 2-worker loader throughput over one core's JPEG decode rate; the same
+two under ``augment_on_device`` for ``make_dataset(augment_on="device")``, where the workers leave the
+warps and the one-hot to the training device (``device_mode_cpu_ms_per_sample``, with that device
+function's own cost on CPU torch), and ``worker_handover_cpu_ms_per_sample``, the cost of the shared
+memory a worker hands each batch over in, which the in-process breakdown does not see. ``levers``
 times each speed-up against the path it replaced on the same samples (both give identical bytes), and
 the candidates not taken, with the reason.
 
@@ -280,6 +284,36 @@ def stored_iuv_levers(raws: list[dict], iuv_size: int = 56) -> dict:
     }
 
 
+def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
+    """CPU ms per sample of making a batch's pixel tensors in shared memory and writing them, as a
+    DataLoader worker does (pipeline.loader._batch_tensor) before the main process maps them: fresh
+    shared pages cost several times an ordinary copy, and the in-process breakdown above does not see it."""
+    layouts = {
+        "cpu_path_image_iuv": [(batch_size, 3, 224, 224), (batch_size, 3, 56, 56)],
+        "cpu_path_with_onehot": [
+            (batch_size, 3, 224, 224),
+            (batch_size, 3, 56, 56),
+            (batch_size, 75 * 4, 56, 56),
+        ],
+        "device_path_stored_crops": [(batch_size, 256, 256, 3), (batch_size, 256, 256, 3)],
+    }
+    out = {}
+    for name, shapes in layouts.items():
+        sources = [torch.randint(0, 255, shape, dtype=torch.uint8) for shape in shapes]
+
+        def make(sources: list[torch.Tensor] = sources) -> None:
+            for src in sources:
+                storage = torch.UntypedStorage._new_shared(src.numel())
+                torch.empty(0, dtype=torch.uint8).set_(storage, 0, src.shape).copy_(src)
+
+        out[name] = _best_ms(make, batch_size, repeats)
+    plain = [torch.randint(0, 255, shape, dtype=torch.uint8) for shape in layouts["device_path_stored_crops"]]
+    out["device_path_ordinary_copy"] = _best_ms(
+        lambda: [torch.empty_like(t).copy_(t) for t in plain], batch_size
+    )
+    return out
+
+
 def headline(result: dict) -> dict:
     """The issue's two figures from a finished run, for both modes, and its targets."""
     cpu = result["cpu_ms_per_sample"]
@@ -288,14 +322,21 @@ def headline(result: dict) -> dict:
     two = max(result["loader_2_workers_onehot_in_worker_ratio_to_floor"],
               result["loader_2_workers_onehot_in_consumer_ratio_to_floor"])  # fmt: skip
     device = result["device_mode_cpu_ms_per_sample"]
+    handover = result["worker_handover_cpu_ms_per_sample"]
     device_cost = round(device["sum_worker"] / cpu["jpeg_decode_floor"], 3)
     device_two = result["loader_2_workers_augment_on_device_ratio_to_floor"]
     return {
         "cpu_cost_over_jpeg_decode": round(with_onehot / cpu["jpeg_decode_floor"], 3),
         "cpu_cost_over_jpeg_decode_onehot_on_gpu": round(without / cpu["jpeg_decode_floor"], 3),
         "two_workers_over_decode_floor": two,
+        "cpu_cost_with_worker_handover_over_jpeg_decode_onehot_on_gpu": round(
+            (without + handover["cpu_path_image_iuv"]) / cpu["jpeg_decode_floor"], 3
+        ),
         "augment_on_device": {
             "cpu_cost_over_jpeg_decode": device_cost,
+            "cpu_cost_with_worker_handover_over_jpeg_decode": round(
+                (device["sum_worker"] + handover["device_path_stored_crops"]) / cpu["jpeg_decode_floor"], 3
+            ),
             "two_workers_over_decode_floor": device_two,
             "device_augment_on_cpu_torch_over_jpeg_decode": round(
                 device["device_augment_cpu_torch"] / cpu["jpeg_decode_floor"], 3
@@ -309,13 +350,13 @@ def headline(result: dict) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--shard-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2, help="timed passes (best counts)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -339,10 +380,12 @@ def main() -> None:
             assert n == args.rows, f"{name} saw {n} samples"
         result["cpu_ms_per_sample"] = cpu_breakdown(folder, args.batch_size)
         result["device_mode_cpu_ms_per_sample"] = device_mode_breakdown(folder, args.batch_size)
+        result["worker_handover_cpu_ms_per_sample"] = handover_ms_per_sample(args.batch_size)
         result["levers_cpu_ms_per_sample"] = levers(folder, args.batch_size)
     result.update(headline(result))
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

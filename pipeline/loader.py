@@ -124,13 +124,15 @@ def decode_sample(raw: dict) -> dict:
 # one-hot IUV and batching
 
 
-def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A zeroed tensor for a batch; inside a DataLoader worker it is made in shared memory, so handing the
-    batch to the main process does not copy it again (the one-hot alone is ~30 MB per batch of 32)."""
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = True) -> torch.Tensor:
+    """A zeroed tensor for a batch (``zero=False``: uninitialised, for callers that write every element);
+    inside a DataLoader worker it is made in shared memory, so handing the batch to the main process does
+    not copy it again (the one-hot alone is ~30 MB per batch of 32)."""
     if torch.utils.data.get_worker_info() is None:
-        return torch.zeros(shape, dtype=dtype)
+        return torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
     nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape).zero_()
+    out = torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape)
+    return out.zero_() if zero else out
 
 
 def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
@@ -170,24 +172,28 @@ def _split_into(hwc: np.ndarray, chw: np.ndarray) -> None:
 def _planes(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, size, size) uint8 batch of the samples' (size, size, 3) ``name`` arrays (zeros where None)
     and the (B,) bool of which samples have one."""
-    out = _batch_tensor((len(samples), 3, size, size), torch.uint8)
+    out = _batch_tensor((len(samples), 3, size, size), torch.uint8, zero=False)  # every row written below
     planes = out.numpy()
     present = torch.zeros(len(samples), dtype=torch.bool)
     for i, s in enumerate(samples):  # HWC -> CHW: cv2.split into the batch's planes, 10x a strided copy
         if s.get(name) is not None:
             _split_into(s[name], planes[i])
             present[i] = True
+        else:
+            planes[i] = 0
     return out, present
 
 
 def _stacked(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, size, size, 3) uint8 batch of the samples' ``name`` arrays as they are (HWC, one copy each;
     zeros where None) and the (B,) bool of which samples have one."""
-    out = _batch_tensor((len(samples), size, size, 3), torch.uint8)
+    out = _batch_tensor((len(samples), size, size, 3), torch.uint8, zero=False)  # every row written below
     array = out.numpy()
     present = torch.zeros(len(samples), dtype=torch.bool)
     for i, s in enumerate(samples):
-        if s.get(name) is not None:
+        if s.get(name) is None:
+            array[i] = 0
+        else:
             if s[name].shape != array.shape[1:]:
                 raise ValueError(
                     f"collate: sample {s.get('key')} {name} {s[name].shape} does not fit the batch's "

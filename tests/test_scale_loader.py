@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -93,3 +95,19 @@ def test_png_zlib_path_gives_libpngs_array_and_leaves_other_pngs_to_opencv():
     cut = fmt.encode_png(flat)
     with pytest.raises(ValueError):
         fmt.decode_png(cut[: len(cut) // 2])
+
+
+@pytest.mark.slow
+def test_loader_bench_reports_both_modes_in_one_run(capsys):
+    from bench.loader import main
+
+    result = main(["--rows", "64", "--batch-size", "16", "--shard-size", "32", "--repeats", "1"])
+    assert json.loads(capsys.readouterr().out) == result
+    for workers in (0, 1, 2):
+        assert result[f"loader_{workers}_workers_augment_on_device_per_s"] > 0
+        assert result[f"loader_{workers}_workers_onehot_in_worker_per_s"] > 0
+    device, cpu = result["device_mode_cpu_ms_per_sample"], result["cpu_ms_per_sample"]
+    # the workers' share with augment_on=device is the decode plus the small arrays: below the CPU path's
+    assert device["decode_and_geometry"] < cpu["decode_and_augment"]
+    assert device["device_augment_cpu_torch"] > 0
+    assert set(result["augment_on_device"]["targets_met"]) == set(result["targets"])
