@@ -296,6 +296,7 @@ def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
             (batch_size, 75 * 4, 56, 56),
         ],
         "device_path_stored_crops": [(batch_size, 256, 256, 3), (batch_size, 256, 256, 3)],
+        "device_path_if_iuv_warped_in_worker": [(batch_size, 256, 256, 3), (batch_size, 3, 56, 56)],
     }
     out = {}
     for name, shapes in layouts.items():
