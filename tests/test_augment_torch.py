@@ -143,3 +143,12 @@ def test_a_short_training_run_with_device_augmentation_has_finite_losses(tmp_pat
     summary = Trainer(cfg, tmp_path / "run").run(progress=False)
     assert seen and all(seen)  # every step's batch came deferred and was warped in the step
     assert summary["steps"] == 3 and np.isfinite(summary["final_loss"]) and np.isfinite(summary["first_loss"])
+
+
+def test_the_training_config_knob_defaults_to_cpu_and_names_a_bad_value():
+    from model.training.config import load_train_config
+
+    assert load_train_config(None).data.augment_on == "cpu"
+    assert load_train_config(None, ["data.augment_on=device"]).data.augment_on == "device"
+    with pytest.raises(ValueError, match=r"config\.data\.augment_on: expected one of \['cpu', 'device'\]"):
+        load_train_config(None, ["data.augment_on=gpu"])
