@@ -256,6 +256,12 @@ def _builtin_flip_iuv_fn() -> FlipIUVFn:
     return make_flip_iuv_fn()
 
 
+def default_flip_table():
+    """The built-in body's :class:`pipeline.render.flip.FlipTable`, the one :func:`default_flip_iuv` uses
+    (pipeline.augment_torch makes its device gathers from it)."""
+    return _builtin_flip_iuv_fn().keywords["table"]
+
+
 def default_flip_iuv(iuv: np.ndarray) -> np.ndarray:
     """Mirror an (H, W, 3) uint8 IUV map of the built-in body (``anny-smpl24``); the mirror table is
     loaded once per process. For maps rendered from another body pass ``make_flip_iuv_fn(...)`` instead."""

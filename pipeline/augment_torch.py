@@ -56,8 +56,8 @@ def tables_from_flip_table(table) -> FlipTables:
 def tabulate_flip_fn(flip_iuv_fn) -> FlipTables:
     """:class:`FlipTables` of any loader ``flip_iuv_fn`` (mirror the columns, then map each pixel's code on
     its own): the function is run once on a one-pixel-wide map holding every (part, u, v) code, where the
-    mirror does nothing, so its output is the table. Raises ValueError for a function that maps the
-    background (part 0) to a part or is not per-pixel on a check map."""
+    mirror does nothing, so its output is the table. Raises ValueError for a function that sends a part
+    to several parts or to the background, or that is not that mirror + per-pixel map on a check map."""
     part = np.repeat(np.arange(1, NUM_PARTS + 1, dtype=np.uint8), 256 * 256)
     u, v = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
     codes = np.stack([part, np.tile(u.ravel(), NUM_PARTS), np.tile(v.ravel(), NUM_PARTS)], axis=-1)
@@ -92,11 +92,11 @@ def flip_tables_for(flip_iuv_fn=None) -> FlipTables:
     """Flip tables for a loader's ``flip_iuv_fn`` (None: the built-in body's): read off the table of a
     ``functools.partial(pipeline.render.flip.flip_iuv, table=...)`` (what make_flip_iuv_fn returns, also
     behind default_flip_iuv), tabulated otherwise (:func:`tabulate_flip_fn`)."""
-    from pipeline.augment import _builtin_flip_iuv_fn, default_flip_iuv
+    from pipeline.augment import default_flip_iuv, default_flip_table
     from pipeline.render.flip import flip_iuv
 
     if flip_iuv_fn is None or flip_iuv_fn is default_flip_iuv:
-        flip_iuv_fn = _builtin_flip_iuv_fn()
+        return tables_from_flip_table(default_flip_table())
     if isinstance(flip_iuv_fn, functools.partial) and flip_iuv_fn.func is flip_iuv and not flip_iuv_fn.args:
         return tables_from_flip_table(flip_iuv_fn.keywords["table"])
     return tabulate_flip_fn(flip_iuv_fn)

@@ -75,12 +75,12 @@ def test_a_left_hand_becomes_only_a_right_hand_on_the_mirrored_side():
 
 
 def test_relabel_equals_flip_iuv_of_the_builtin_body_on_random_maps():
-    from pipeline.augment import _builtin_flip_iuv_fn
+    from pipeline.augment import default_flip_iuv
 
     rng = np.random.default_rng(3)
     maps = np.stack([rng.integers(0, 25, (4, 17, 13)), *rng.integers(0, 256, (2, 4, 17, 13))], -1)
     maps = (maps * (maps[..., :1] > 0)).astype(np.uint8)
-    expect = _builtin_flip_iuv_fn()(maps)  # numpy: mirror, part table, UV look-up
+    expect = default_flip_iuv(maps)  # numpy: mirror, part table, UV look-up
     mirrored = torch.from_numpy(maps[:, :, ::-1].transpose(0, 3, 1, 2).copy())
     got = T.relabel_mirrored(mirrored, T.default_flip_tables())
     assert torch.equal(got, torch.from_numpy(expect.transpose(0, 3, 1, 2).copy()))
