@@ -166,6 +166,8 @@ def augment_sample(
     params: AugmentParams,
     cfg: AugmentConfig,
     flip_iuv_fn: FlipIUVFn | None = None,
+    *,
+    pixels: bool = True,
 ) -> dict:
     """Apply ``params`` to a decoded sample (see :func:`pipeline.loader.decode_sample`); returns a new dict.
 
@@ -173,38 +175,45 @@ def augment_sample(
     ``kp3d`` (24, 4), ``smpl`` (82,) pose + betas, ``margin`` (crop side / box side).
     Out: ``image`` (out, out, 3) uint8, ``iuv`` (iuv_size, iuv_size, 3) uint8 or None, ``kp2d`` (24, 3) in
     output pixels, ``kp3d``, ``smpl`` transformed alike; other keys are passed through.
+
+    ``pixels=False`` (``data.augment_on: device``) does everything on the small arrays exactly as above but
+    leaves ``image`` and ``iuv`` as the stored crops and adds what :mod:`pipeline.augment_torch` needs to
+    warp them on the training device: ``input_to_crop`` (2, 3) float64, the inverse of the image's affine
+    (mirror included: network-input pixel -> stored-crop pixel); ``map_to_crop`` (2, 3) float64, the inverse
+    of the IUV map's affine *before* the mirror (IUV-grid pixel -> stored-crop pixel; as here, the map is
+    mirrored after sampling); ``colour`` (3,) float32 RGB gains. Both inverses are OpenCV's own
+    (``cv2.invertAffineTransform``, what ``cv2.warpAffine`` computes inside).
     """
     size = sample["image"].shape[0]
     matrix = crop_affine(params, size, size / sample["margin"], cfg.out_size)
-    out = dict(sample)
     # the image's mirror goes into its warp (no extra copy); the IUV map is mirrored by flip_iuv_fn
-    image = warp(sample["image"], compose_affine(mirror_affine(cfg.out_size), matrix) if params.flip
-                 else matrix, cfg.out_size)  # fmt: skip
+    image_matrix = compose_affine(mirror_affine(cfg.out_size), matrix) if params.flip else matrix
+    iuv_matrix = compose_affine(resize_affine(cfg.out_size, cfg.iuv_size), matrix)
+    out = dict(sample)
     kp2d = sample["kp2d"].astype(np.float64, copy=True)
     kp2d[:, :2] = apply_affine(matrix, kp2d[:, :2])
     kp3d = rotate_kp3d(sample["kp3d"], params.rot) if params.rot else sample["kp3d"].astype(np.float64)
     smpl = sample["smpl"].astype(np.float64, copy=True)
     if params.rot:
         smpl[:72] = rotate_pose(smpl[:72], params.rot)
-    iuv = sample.get("iuv")
-    if iuv is not None:
-        iuv_matrix = compose_affine(resize_affine(cfg.out_size, cfg.iuv_size), matrix)
-        iuv = warp(iuv, iuv_matrix, cfg.iuv_size, nearest=True)
     if params.flip:
         kp2d = flip_keypoints(kp2d, cfg.out_size)
         kp3d = flip_kp3d(kp3d)
         smpl[:72] = flip_pose(smpl[:72])
-        if iuv is not None:
-            iuv = (flip_iuv_fn or default_flip_iuv)(iuv)
     if sample.get("dp") is not None or sample.get("dpmask") is not None:  # DensePose labels (dp_points.py)
-        map_matrix = compose_affine(resize_affine(cfg.out_size, cfg.iuv_size), matrix)
-        out.update(augment_dp(sample, matrix, map_matrix, params.flip, cfg.out_size, cfg.iuv_size,
+        out.update(augment_dp(sample, matrix, iuv_matrix, params.flip, cfg.out_size, cfg.iuv_size,
                               flip_iuv_fn or default_flip_iuv))  # fmt: skip
-    if params.colour != (1.0, 1.0, 1.0):
-        image = cv2.LUT(image, colour_lut(params.colour))
+    if pixels:
+        image = warp_image(sample["image"], image_matrix, params.colour, cfg.out_size)
+        iuv = warp_iuv(sample.get("iuv"), iuv_matrix, params.flip, cfg.iuv_size, flip_iuv_fn)
+        out.update(image=image, iuv=iuv)
+    else:
+        out.update(
+            input_to_crop=cv2.invertAffineTransform(image_matrix),
+            map_to_crop=cv2.invertAffineTransform(iuv_matrix),
+            colour=np.asarray(params.colour, dtype=np.float32),
+        )
     out.update(
-        image=image,
-        iuv=iuv,
         kp2d=kp2d.astype(np.float32),
         kp3d=kp3d.astype(np.float32),
         smpl=smpl.astype(np.float32),
@@ -212,6 +221,24 @@ def augment_sample(
         rot=params.rot,
     )
     return out
+
+
+def warp_image(
+    image: np.ndarray, matrix: np.ndarray, colour: tuple[float, float, float], size: int
+) -> np.ndarray:
+    """(S, S, 3) uint8 stored crop -> (size, size, 3) uint8: bilinear warp by ``matrix``, then the gains."""
+    out = warp(image, matrix, size)
+    return cv2.LUT(out, colour_lut(colour)) if tuple(colour) != (1.0, 1.0, 1.0) else out
+
+
+def warp_iuv(
+    iuv: np.ndarray | None, matrix: np.ndarray, flip: bool, size: int, flip_iuv_fn: FlipIUVFn | None
+) -> np.ndarray | None:
+    """(S, S, 3) uint8 stored IUV -> (size, size, 3): nearest warp by ``matrix``, mirrored if ``flip``."""
+    if iuv is None:
+        return None
+    out = warp(iuv, matrix, size, nearest=True)
+    return (flip_iuv_fn or default_flip_iuv)(out) if flip else out
 
 
 def make_flip_iuv_fn(body: str = "anny-smpl24", parts: str | None = None) -> FlipIUVFn:
@@ -227,6 +254,12 @@ def make_flip_iuv_fn(body: str = "anny-smpl24", parts: str | None = None) -> Fli
 @functools.lru_cache(maxsize=1)
 def _builtin_flip_iuv_fn() -> FlipIUVFn:
     return make_flip_iuv_fn()
+
+
+def default_flip_table():
+    """The built-in body's :class:`pipeline.render.flip.FlipTable`, the one :func:`default_flip_iuv` uses
+    (pipeline.augment_torch makes its device gathers from it)."""
+    return _builtin_flip_iuv_fn().keywords["table"]
 
 
 def default_flip_iuv(iuv: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56
 ``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
 ``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int;
 DensePose labels ``dp_points``/``dp_count``/``has_dp``/``dpmask``/``has_dpmask`` (pipeline.dp_points.collate_dp).
+With ``augment_on="device"`` the workers leave the image and IUV warps to the training device: the batch
+carries the stored crops and their affines instead of ``image``/``iuv``/``iuv_onehot`` (:func:`collate`,
+``deferred``), and :func:`pipeline.augment_torch.device_augment` makes those three from the same draws.
 
 One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
 is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
@@ -49,6 +52,7 @@ from pipeline.dp_points import MASK_MEMBER, POINTS_MEMBER, collate_dp
 log = logging.getLogger(__name__)
 
 NUM_PARTS = 24
+AUGMENT_ON = ("cpu", "device")  # where the image / IUV warps run (make_dataset, data.augment_on)
 DP_MEMBERS = {"dp": POINTS_MEMBER, "dpmask": MASK_MEMBER}  # sample key -> shard member (pipeline.dp_points)
 
 
@@ -120,13 +124,15 @@ def decode_sample(raw: dict) -> dict:
 # one-hot IUV and batching
 
 
-def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A zeroed tensor for a batch; inside a DataLoader worker it is made in shared memory, so handing the
-    batch to the main process does not copy it again (the one-hot alone is ~30 MB per batch of 32)."""
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = True) -> torch.Tensor:
+    """A zeroed tensor for a batch (``zero=False``: uninitialised, for callers that write every element);
+    inside a DataLoader worker it is made in shared memory, so handing the batch to the main process does
+    not copy it again (the one-hot alone is ~30 MB per batch of 32)."""
     if torch.utils.data.get_worker_info() is None:
-        return torch.zeros(shape, dtype=dtype)
+        return torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
     nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    return torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape).zero_()
+    out = torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape)
+    return out.zero_() if zero else out
 
 
 def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
@@ -163,27 +169,68 @@ def _split_into(hwc: np.ndarray, chw: np.ndarray) -> None:
     cv2.split(np.ascontiguousarray(hwc), list(chw))  # cv2 writes into the given planes (same shape, dtype)
 
 
-def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) -> dict:
-    """Stack augmented samples into the batch described in the module docstring."""
-    n = len(samples)
-    size = samples[0]["image"].shape[0]
-    images = _batch_tensor((n, 3, size, size), torch.uint8)
-    planes = images.numpy()
+def _planes(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 3, size, size) uint8 batch of the samples' (size, size, 3) ``name`` arrays (zeros where None)
+    and the (B,) bool of which samples have one."""
+    out = _batch_tensor((len(samples), 3, size, size), torch.uint8, zero=False)  # every row written below
+    planes = out.numpy()
+    present = torch.zeros(len(samples), dtype=torch.bool)
     for i, s in enumerate(samples):  # HWC -> CHW: cv2.split into the batch's planes, 10x a strided copy
-        _split_into(s["image"], planes[i])
-    iuv_t = _batch_tensor((n, 3, iuv_size, iuv_size), torch.uint8)
-    iuv = iuv_t.numpy()
-    has_iuv = torch.zeros(n, dtype=torch.bool)
+        if s.get(name) is not None:
+            _split_into(s[name], planes[i])
+            present[i] = True
+        else:
+            planes[i] = 0
+    return out, present
+
+
+def _stacked(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, size, size, 3) uint8 batch of the samples' ``name`` arrays as they are (HWC, one copy each;
+    zeros where None) and the (B,) bool of which samples have one."""
+    out = _batch_tensor((len(samples), size, size, 3), torch.uint8, zero=False)  # every row written below
+    array = out.numpy()
+    present = torch.zeros(len(samples), dtype=torch.bool)
     for i, s in enumerate(samples):
-        if s["iuv"] is not None:
-            _split_into(s["iuv"], iuv[i])
-            has_iuv[i] = True
+        if s.get(name) is None:
+            array[i] = 0
+        else:
+            if s[name].shape != array.shape[1:]:
+                raise ValueError(
+                    f"collate: sample {s.get('key')} {name} {s[name].shape} does not fit the batch's "
+                    f"{array.shape[1:]} (augment_on=device needs stored crops of one size per batch)"
+                )
+            array[i] = s[name]
+            present[i] = True
+    return out, present
+
+
+def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, deferred: bool = False) -> dict:
+    """Stack augmented samples into the batch described in the module docstring.
+
+    ``deferred=True`` batches samples augmented with ``pixels=False`` (``augment_on="device"``): instead of
+    ``image``, ``iuv`` and ``iuv_onehot`` the batch carries the stored crops ``crop`` (B, S, S, 3) uint8 RGB,
+    ``crop_iuv`` (B, S, S, 3) uint8 (zeros where ``has_iuv`` is false; both channel-last as decoded, the
+    device transposes them for free), ``input_to_crop`` and
+    ``map_to_crop`` (B, 2, 3) float64 and ``colour`` (B, 3) float32 (see pipeline.augment.augment_sample),
+    which :func:`pipeline.augment_torch.device_augment` turns into ``image`` and ``iuv`` on the device.
+    All samples of a batch must then share one stored-crop size S.
+    """
+    size = samples[0]["image"].shape[0]
+    if deferred:
+        pixels: dict = {}
+        pixels["crop"], _ = _stacked(samples, "image", size)
+        pixels["crop_iuv"], has_iuv = _stacked(samples, "iuv", size)
+        for name in ("input_to_crop", "map_to_crop"):
+            pixels[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
+        pixels["colour"] = torch.from_numpy(np.stack([s["colour"] for s in samples]))
+    else:
+        pixels = {"image": _planes(samples, "image", size)[0]}
+        pixels["iuv"], has_iuv = _planes(samples, "iuv", iuv_size)
     smpl = torch.from_numpy(np.stack([s["smpl"] for s in samples]))
     batch = {
         "key": [s["key"] for s in samples],
         "dataset": [s["dataset"] for s in samples],
-        "image": images,
-        "iuv": iuv_t,
+        **pixels,
         "kp2d": torch.from_numpy(np.stack([s["kp2d"] for s in samples])),
         "kp3d": torch.from_numpy(np.stack([s["kp3d"] for s in samples])),
         "pose": smpl[:, :72].contiguous(),
@@ -196,8 +243,8 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True) ->
         "skipped": SKIPPED.count,
     }
     batch.update(collate_dp(samples, iuv_size))  # DensePose points (dp_points, dp_count, has_dp, dpmask)
-    if onehot:
-        batch["iuv_onehot"] = iuv_onehot(iuv_t)
+    if onehot and not deferred:
+        batch["iuv_onehot"] = iuv_onehot(batch["iuv"])
     return batch
 
 
@@ -240,17 +287,21 @@ class WeightedMix(torch.utils.data.IterableDataset):
 
 
 class Augment:
-    """Pipeline stage: draw augmentation parameters per sample from a per-worker generator and apply them."""
+    """Pipeline stage: draw augmentation parameters per sample from a per-worker generator and apply them
+    (``pixels=False``: all but the image and IUV warps, which the training device does; same draws)."""
 
-    def __init__(self, cfg: AugmentConfig, flip_iuv_fn: FlipIUVFn | None, seed: int | None) -> None:
-        self.cfg, self.flip_iuv_fn, self.seed, self.epoch = cfg, flip_iuv_fn, seed, 0
+    def __init__(
+        self, cfg: AugmentConfig, flip_iuv_fn: FlipIUVFn | None, seed: int | None, pixels: bool = True
+    ) -> None:
+        self.cfg, self.flip_iuv_fn, self.seed, self.epoch, self.pixels = cfg, flip_iuv_fn, seed, 0, pixels
 
     def __call__(self, samples: Iterator[dict]) -> Iterator[dict]:
         rng = np.random.default_rng(_worker_seed(self.seed, self.epoch, 2))
         self.epoch += 1
         for sample in samples:
             try:
-                yield augment_sample(sample, sample_params(rng, self.cfg), self.cfg, self.flip_iuv_fn)
+                params = sample_params(rng, self.cfg)
+                yield augment_sample(sample, params, self.cfg, self.flip_iuv_fn, pixels=self.pixels)
             except (ValueError, IndexError, TypeError) as e:  # bad values inside a well-formed sample
                 SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
 
@@ -336,12 +387,20 @@ def make_dataset(
     flip_iuv_fn: FlipIUVFn | None = None,
     onehot: bool = True,
     partial: bool = True,
+    augment_on: str = "cpu",
 ) -> wds.DataPipeline:
     """The batched training stream over ``sources`` (iterate it, or hand it to :func:`make_loader`).
 
     ``augment`` defaults to the training ranges of :class:`AugmentConfig`; pass ``AugmentConfig(enabled=
     False)`` for evaluation. ``seed`` makes shuffling and augmentation repeatable per (node, worker).
+    ``augment_on="device"`` leaves the image and IUV warps, the colour gains and the one-hot to the
+    consumer (:func:`pipeline.augment_torch.device_augment` on the training device; batches as in
+    :func:`collate` with ``deferred=True``); the parameter draws and every label are the same as with
+    ``"cpu"`` (the default).
     """
+    if augment_on not in AUGMENT_ON:
+        raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
+    deferred = augment_on == "device"
     cfg = augment or AugmentConfig()
     srcs = [s if isinstance(s, Source) else Source(s) for s in sources]
     streams = [
@@ -349,10 +408,10 @@ def make_dataset(
         for s in srcs
     ]
     mixed = streams[0] if len(streams) == 1 else WeightedMix(streams, [s.weight for s in srcs], seed)
-    collation = functools.partial(collate, iuv_size=cfg.iuv_size, onehot=onehot)
+    collation = functools.partial(collate, iuv_size=cfg.iuv_size, onehot=onehot, deferred=deferred)
     pipeline = wds.DataPipeline(
         mixed,
-        Augment(cfg, flip_iuv_fn, seed),
+        Augment(cfg, flip_iuv_fn, seed, pixels=not deferred),
         wds.batched(batch_size, collation_fn=collation, partial=partial),
     )
     if epoch_batches:

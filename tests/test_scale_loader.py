@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -61,3 +63,51 @@ def test_collate_lays_out_images_and_maps_as_a_plain_transpose():
     samples[2]["image"] = samples[2]["image"][:16]
     with pytest.raises(ValueError, match="does not fit"):
         L.collate(samples, iuv_size=8)
+
+
+def test_png_zlib_path_gives_libpngs_array_and_leaves_other_pngs_to_opencv():
+    from pipeline import shards as fmt
+
+    def libpng(data: bytes) -> np.ndarray:
+        return cv2.cvtColor(
+            cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGR2RGB
+        )
+
+    rng = np.random.default_rng(3)
+    flat = np.zeros((256, 256, 3), np.uint8)
+    flat[40:90, 100:180] = (7, 12, 250)
+    maps = [flat, rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), np.zeros((1, 1, 3), np.uint8)]
+    for iuv in maps:
+        data = fmt.encode_png(iuv)
+        assert fmt._unfiltered_rgb_png(data) is not None  # what encode_png writes takes the zlib path
+        got = fmt.decode_png(data)
+        np.testing.assert_array_equal(got, iuv)
+        np.testing.assert_array_equal(got, libpng(data))
+        assert got.flags.writeable and got.flags.c_contiguous
+    # libpng's adaptive filters (OpenCV's default encoding) or another colour type: OpenCV decodes them
+    filtered = cv2.imencode(".png", np.ascontiguousarray(maps[1][..., ::-1]))[1].tobytes()
+    assert fmt._unfiltered_rgb_png(filtered) is None
+    np.testing.assert_array_equal(fmt.decode_png(filtered), maps[1])
+    grey = cv2.imencode(".png", maps[1][..., 0])[1].tobytes()
+    assert fmt._unfiltered_rgb_png(grey) is None
+    with pytest.raises(ValueError, match="3-channel"):
+        fmt.decode_png(grey)
+    cut = fmt.encode_png(flat)
+    with pytest.raises(ValueError):
+        fmt.decode_png(cut[: len(cut) // 2])
+
+
+@pytest.mark.slow
+def test_loader_bench_reports_both_modes_in_one_run(capsys):
+    from bench.loader import main
+
+    result = main(["--rows", "64", "--batch-size", "16", "--shard-size", "32", "--repeats", "1"])
+    assert json.loads(capsys.readouterr().out) == result
+    for workers in (0, 1, 2):
+        assert result[f"loader_{workers}_workers_augment_on_device_per_s"] > 0
+        assert result[f"loader_{workers}_workers_onehot_in_worker_per_s"] > 0
+    device, cpu = result["device_mode_cpu_ms_per_sample"], result["cpu_ms_per_sample"]
+    # the workers' share with augment_on=device is the decode plus the small arrays: below the CPU path's
+    assert device["decode_and_geometry"] < cpu["decode_and_augment"]
+    assert device["device_augment_cpu_torch"] > 0
+    assert set(result["augment_on_device"]["targets_met"]) == set(result["targets"])

@@ -42,6 +42,9 @@ class DataConfig:
     num_workers: int = 0
     shuffle_buffer: int = 500
     augment: bool = True
+    # where the image / IUV warps, colour jitter and one-hot run: "cpu" (the DataLoader workers, the
+    # default) or "device" (the training device, pipeline.augment_torch; same draws, see docs/scale.md)
+    augment_on: Literal["cpu", "device"] = "cpu"
 
 
 @dataclass

@@ -46,6 +46,8 @@ from model.training.provenance import training_provenance
 from model.training.schedule import build_scheduler
 from model.training.targets import batch_to_inputs
 from model.training.validation import record_validation
+from pipeline.augment import AugmentConfig
+from pipeline.augment_torch import device_augment
 from pipeline.loader import Source, make_dataset, make_loader
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,11 @@ def resolve_device(name: str, dist: ddp.Distributed) -> torch.device:
     return torch.device(name)
 
 
+def loader_augment_config(cfg: TrainConfig) -> AugmentConfig:
+    """The loader's augmentation: the training ranges, or the plain centre crop with data.augment off."""
+    return AugmentConfig(enabled=cfg.data.augment)
+
+
 def segment_batches(cfg: TrainConfig, segment: int) -> Iterator[dict]:
     """An endless batch stream for one checkpoint segment, seeded by (run seed, segment)."""
     seed = int(np.random.SeedSequence([cfg.run.seed, segment]).generate_state(1)[0])
@@ -78,19 +85,15 @@ def segment_batches(cfg: TrainConfig, segment: int) -> Iterator[dict]:
     for source in sources:
         if not (Path(source.folder) / "index.json").is_file():
             raise TrainingError(f"no shards at {source.folder} (index.json missing): run render_iuv first")
-    augment = None
-    if not cfg.data.augment:
-        from pipeline.augment import AugmentConfig
-
-        augment = AugmentConfig(enabled=False)
     dataset = make_dataset(
         sources,
         batch_size=cfg.data.batch_size,
-        augment=augment,
+        augment=loader_augment_config(cfg),
         shuffle_buffer=cfg.data.shuffle_buffer,
         resampled=True,
         seed=seed,
         onehot=False,
+        augment_on=cfg.data.augment_on,  # "device": the warps run in Trainer.train_step (device_augment)
     )
     yield from make_loader(dataset, num_workers=cfg.data.num_workers)
 
@@ -254,6 +257,11 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         keep_frozen_in_eval(self.network, self.frozen)
+        if cfg.data.augment_on == "device":  # the loader left the image / IUV warps (built-in body's flip)
+            sizes = loader_augment_config(cfg)
+            batch = device_augment(
+                batch, out_size=sizes.out_size, iuv_size=sizes.iuv_size, device=self.device
+            )
         image, targets = batch_to_inputs(
             batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
         )
