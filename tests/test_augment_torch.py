@@ -150,5 +150,5 @@ def test_the_training_config_knob_defaults_to_cpu_and_names_a_bad_value():
 
     assert load_train_config(None).data.augment_on == "cpu"
     assert load_train_config(None, ["data.augment_on=device"]).data.augment_on == "device"
-    with pytest.raises(ValueError, match=r"config\.data\.augment_on: expected one of \['cpu', 'device'\]"):
+    with pytest.raises(ValueError, match=r"data\.augment_on: expected one of \['cpu', 'device'\]"):
         load_train_config(None, ["data.augment_on=gpu"])
