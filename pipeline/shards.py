@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from pipeline import dp_points
-from pipeline.datasets.images import image_problem
+from pipeline.datasets.images import PNG_SIGNATURE, image_problem, png_chunks
 from pipeline.files import atomic_write_bytes, file_digest, stale_temp_files
 
 JPEG_QUALITY = 95
@@ -106,25 +106,20 @@ def encode_png(iuv: np.ndarray) -> bytes:
 
 
 def _unfiltered_rgb_png(data: bytes) -> np.ndarray | None:
-    """(H, W, 3) uint8 of an 8-bit RGB, non-interlaced PNG whose rows all carry filter 0 (what
+    """(H, W, 3) uint8 of a whole 8-bit RGB, non-interlaced PNG whose rows all carry filter 0 (what
     :func:`encode_png` writes), by inflating its IDAT chunks with zlib and dropping each row's filter
     byte; None for any other PNG. The same array as libpng's decode at ~0.6x its cost for a 256-px map
     (bench.loader), the largest part of the loader's decode after the JPEG."""
-    pos, idat, shape = 8, [], None
-    while pos + 8 <= len(data):
-        length, kind = int.from_bytes(data[pos : pos + 4], "big"), data[pos + 4 : pos + 8]
+    idat, shape = [], None
+    for kind, payload in png_chunks(data):
         if kind == b"IHDR":
-            shape = (
-                int.from_bytes(data[pos + 12 : pos + 16], "big"),
-                int.from_bytes(data[pos + 8 : pos + 12], "big"),
-            )
-            if data[pos + 16 : pos + 18] != b"\x08\x02" or data[pos + 20] != 0:  # depth 8, RGB; no interlace
+            shape = (int.from_bytes(payload[4:8], "big"), int.from_bytes(payload[0:4], "big"))
+            if (
+                len(payload) != 13 or payload[8:10] != b"\x08\x02" or payload[12] != 0
+            ):  # depth 8, RGB; no interlace
                 return None
         elif kind == b"IDAT":
-            idat.append(data[pos + 8 : pos + 8 + length])
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
+            idat.append(payload)
     if shape is None or not idat:
         return None
     try:
@@ -140,14 +135,16 @@ def _unfiltered_rgb_png(data: bytes) -> np.ndarray | None:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    """(H, W, 3) uint8 array from PNG bytes written by :func:`encode_png` (whole, CRCs intact); other
-    RGB PNGs (other filters, interlaced) go through OpenCV."""
+    """(H, W, 3) uint8 array from PNG bytes written by :func:`encode_png` (whole, CRCs intact; a damaged
+    or truncated file is a ValueError saying where); other RGB PNGs (other filters, interlaced) go through
+    OpenCV."""
+    if data[:8] == PNG_SIGNATURE:
+        fast = _unfiltered_rgb_png(data)  # walks every chunk to IEND when it returns: PNGDamaged otherwise
+        if fast is not None:
+            return fast
     problem = image_problem(data)
     if problem is not None:
         raise ValueError(problem)
-    fast = _unfiltered_rgb_png(data)
-    if fast is not None:
-        return fast
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None or img.ndim != 3 or img.shape[2] != 3:
         raise ValueError("not a decodable 3-channel PNG")

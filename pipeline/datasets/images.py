@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -69,22 +70,38 @@ def image_size(path: str | Path) -> tuple[int, int] | None:
     return None if img is None else (img.shape[1], img.shape[0])
 
 
-def _png_problem(data: bytes) -> str | None:
-    """Why ``data`` (starting with the PNG signature) is not a whole PNG, or None."""
+class PNGDamaged(ValueError):
+    """A PNG that is not whole: truncated inside a chunk, a chunk failing its CRC, or no IEND chunk."""
+
+
+def png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(kind, payload) of each chunk of ``data`` (starting with the PNG signature), up to and including
+    IEND, each checked for length and CRC; :class:`PNGDamaged` saying where otherwise."""
     pos = len(PNG_SIGNATURE)
     while pos + 12 <= len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
         if end > len(data):
-            return f"PNG truncated inside its {kind.decode('latin-1')!r} chunk"
+            raise PNGDamaged(f"PNG truncated inside its {kind.decode('latin-1')!r} chunk")
         (crc,) = struct.unpack(">I", data[end - 4 : end])
         if zlib.crc32(data[pos + 4 : end - 4]) != crc:
-            return f"PNG chunk {kind.decode('latin-1')!r} at byte {pos} fails its CRC (damaged)"
+            raise PNGDamaged(f"PNG chunk {kind.decode('latin-1')!r} at byte {pos} fails its CRC (damaged)")
+        yield kind, data[pos + 8 : end - 4]
         if kind == b"IEND":
-            return None
+            return
         pos = end
-    return "PNG truncated (no IEND chunk)"
+    raise PNGDamaged("PNG truncated (no IEND chunk)")
+
+
+def _png_problem(data: bytes) -> str | None:
+    """Why ``data`` (starting with the PNG signature) is not a whole PNG, or None."""
+    try:
+        for _ in png_chunks(data):
+            pass
+    except PNGDamaged as err:
+        return str(err)
+    return None
 
 
 def _jpeg_problem(data: bytes) -> str | None:
