@@ -128,7 +128,7 @@ def device_mode_breakdown(folder: Path, batch_size: int, repeats: int = 3) -> di
     """CPU ms per sample with ``augment_on="device"``: what the workers still do (decode, the small arrays,
     the batch of stored crops), and the device function itself run on CPU torch (one thread), i.e. what
     the trade costs when there is no GPU to take it."""
-    from pipeline.augment_torch import default_flip_tables, device_augment
+    from pipeline.augment_torch import device_augment
 
     raws = [r for path in sorted(folder.glob("*.tar")) for r in fmt.tar_samples(path)]
     cfg = AugmentConfig()
@@ -137,7 +137,6 @@ def device_mode_breakdown(folder: Path, batch_size: int, repeats: int = 3) -> di
     deferred = [augment_sample(L.decode_sample(r), p, cfg, pixels=False) for r, p in zip(raws, params)]
     batches = [L.collate(deferred[i : i + batch_size], deferred=True)
                for i in range(0, len(deferred) - batch_size + 1, batch_size)]  # fmt: skip
-    tables = default_flip_tables()
     n_batched = len(batches) * batch_size
     out = {
         "decode_and_geometry": _best_ms(
@@ -154,10 +153,7 @@ def device_mode_breakdown(folder: Path, batch_size: int, repeats: int = 3) -> di
             lambda: L.collate(deferred[:batch_size], deferred=True), batch_size, repeats
         ),
         "device_augment_cpu_torch": _best_ms(
-            lambda: [
-                device_augment(b, tables, out_size=cfg.out_size, iuv_size=cfg.iuv_size, onehot=True)
-                for b in batches
-            ],
+            lambda: [device_augment(b, out_size=cfg.out_size, onehot=True) for b in batches],
             n_batched,
             repeats,
         ),  # fmt: skip
@@ -295,8 +291,8 @@ def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
             (batch_size, 3, 56, 56),
             (batch_size, 75 * 4, 56, 56),
         ],
-        "device_path_stored_crops": [(batch_size, 256, 256, 3), (batch_size, 256, 256, 3)],
-        "device_path_if_iuv_warped_in_worker": [(batch_size, 256, 256, 3), (batch_size, 3, 56, 56)],
+        "device_path_before_iuv_in_worker": [(batch_size, 256, 256, 3), (batch_size, 256, 256, 3)],
+        "device_path_stored_crop_and_iuv": [(batch_size, 256, 256, 3), (batch_size, 3, 56, 56)],
     }
     out = {}
     for name, shapes in layouts.items():
@@ -308,7 +304,10 @@ def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
                 torch.empty(0, dtype=torch.uint8).set_(storage, 0, src.shape).copy_(src)
 
         out[name] = _best_ms(make, batch_size, repeats)
-    plain = [torch.randint(0, 255, shape, dtype=torch.uint8) for shape in layouts["device_path_stored_crops"]]
+    plain = [
+        torch.randint(0, 255, shape, dtype=torch.uint8)
+        for shape in layouts["device_path_stored_crop_and_iuv"]
+    ]
     out["device_path_ordinary_copy"] = _best_ms(
         lambda: [torch.empty_like(t).copy_(t) for t in plain], batch_size
     )
@@ -336,7 +335,9 @@ def headline(result: dict) -> dict:
         "augment_on_device": {
             "cpu_cost_over_jpeg_decode": device_cost,
             "cpu_cost_with_worker_handover_over_jpeg_decode": round(
-                (device["sum_worker"] + handover["device_path_stored_crops"]) / cpu["jpeg_decode_floor"], 3
+                (device["sum_worker"] + handover["device_path_stored_crop_and_iuv"])
+                / cpu["jpeg_decode_floor"],
+                3,
             ),
             "two_workers_over_decode_floor": device_two,
             "device_augment_on_cpu_torch_over_jpeg_decode": round(

@@ -176,13 +176,12 @@ def augment_sample(
     Out: ``image`` (out, out, 3) uint8, ``iuv`` (iuv_size, iuv_size, 3) uint8 or None, ``kp2d`` (24, 3) in
     output pixels, ``kp3d``, ``smpl`` transformed alike; other keys are passed through.
 
-    ``pixels=False`` (``data.augment_on: device``) does everything on the small arrays exactly as above but
-    leaves ``image`` and ``iuv`` as the stored crops and adds what :mod:`pipeline.augment_torch` needs to
-    warp them on the training device: ``input_to_crop`` (2, 3) float64, the inverse of the image's affine
-    (mirror included: network-input pixel -> stored-crop pixel); ``map_to_crop`` (2, 3) float64, the inverse
-    of the IUV map's affine *before* the mirror (IUV-grid pixel -> stored-crop pixel; as here, the map is
-    mirrored after sampling); ``colour`` (3,) float32 RGB gains. Both inverses are OpenCV's own
-    (``cv2.invertAffineTransform``, what ``cv2.warpAffine`` computes inside).
+    ``pixels=False`` (``data.augment_on: device``) does everything exactly as above, the IUV map included
+    (its nearest warp to ``iuv_size`` and flip are cheap here and need the body's flip table), but leaves
+    ``image`` as the stored crop and adds what :mod:`pipeline.augment_torch` needs to warp it on the
+    training device: ``input_to_crop`` (2, 3) float64, the inverse of the image's affine (mirror included:
+    network-input pixel -> stored-crop pixel; OpenCV's own ``cv2.invertAffineTransform``, what
+    ``cv2.warpAffine`` computes inside) and ``colour`` (3,) float32 RGB gains.
     """
     size = sample["image"].shape[0]
     matrix = crop_affine(params, size, size / sample["margin"], cfg.out_size)
@@ -203,14 +202,12 @@ def augment_sample(
     if sample.get("dp") is not None or sample.get("dpmask") is not None:  # DensePose labels (dp_points.py)
         out.update(augment_dp(sample, matrix, iuv_matrix, params.flip, cfg.out_size, cfg.iuv_size,
                               flip_iuv_fn or default_flip_iuv))  # fmt: skip
+    out["iuv"] = warp_iuv(sample.get("iuv"), iuv_matrix, params.flip, cfg.iuv_size, flip_iuv_fn)
     if pixels:
-        image = warp_image(sample["image"], image_matrix, params.colour, cfg.out_size)
-        iuv = warp_iuv(sample.get("iuv"), iuv_matrix, params.flip, cfg.iuv_size, flip_iuv_fn)
-        out.update(image=image, iuv=iuv)
+        out["image"] = warp_image(sample["image"], image_matrix, params.colour, cfg.out_size)
     else:
         out.update(
             input_to_crop=cv2.invertAffineTransform(image_matrix),
-            map_to_crop=cv2.invertAffineTransform(iuv_matrix),
             colour=np.asarray(params.colour, dtype=np.float32),
         )
     out.update(
@@ -254,12 +251,6 @@ def make_flip_iuv_fn(body: str = "anny-smpl24", parts: str | None = None) -> Fli
 @functools.lru_cache(maxsize=1)
 def _builtin_flip_iuv_fn() -> FlipIUVFn:
     return make_flip_iuv_fn()
-
-
-def default_flip_table():
-    """The built-in body's :class:`pipeline.render.flip.FlipTable`, the one :func:`default_flip_iuv` uses
-    (pipeline.augment_torch makes its device gathers from it)."""
-    return _builtin_flip_iuv_fn().keywords["table"]
 
 
 def default_flip_iuv(iuv: np.ndarray) -> np.ndarray:

@@ -13,9 +13,9 @@ Batch (B samples): ``image`` uint8 (B, 3, 224, 224) RGB; ``iuv`` uint8 (B, 3, 56
 ``pose`` float32 (B, 72); ``betas`` float32 (B, 10); ``has_smpl``/``has_iuv``/``has_kp3d`` bool (B,);
 ``flip`` bool (B,), ``rot`` float32 (B,) degrees; ``key``/``dataset`` lists of str; ``skipped`` int;
 DensePose labels ``dp_points``/``dp_count``/``has_dp``/``dpmask``/``has_dpmask`` (pipeline.dp_points.collate_dp).
-With ``augment_on="device"`` the workers leave the image and IUV warps to the training device: the batch
-carries the stored crops and their affines instead of ``image``/``iuv``/``iuv_onehot`` (:func:`collate`,
-``deferred``), and :func:`pipeline.augment_torch.device_augment` makes those three from the same draws.
+With ``augment_on="device"`` the workers leave the image warp and the one-hot to the training device: the
+batch carries the stored crops and their affines instead of ``image``/``iuv_onehot`` (:func:`collate`,
+``deferred``), and :func:`pipeline.augment_torch.device_augment` makes those two from the same draws.
 
 One stream per (rank, worker): given ``seed``, the stream of rank ``r``'s DataLoader worker ``w`` (of ``W``)
 is a pure function of (seed, r, w, epoch). Its shard draws (``wds.ResampledShards``: uniform with
@@ -135,6 +135,30 @@ def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = True)
     return out.zero_() if zero else out
 
 
+def share_small_tensors(batch: dict, align: int = 64) -> dict:
+    """Inside a DataLoader worker: the batch with every tensor not yet in shared memory (labels, affines,
+    flags: ~15 small tensors) copied into one shared block, as views of it; outside a worker, ``batch``.
+
+    Each shared storage crosses to the main process as its own file descriptor (a socket connection to
+    the worker, a ``recvmsg``, an ``mmap``), ~0.1 ms of CPU on each side per tensor; one block for all of
+    them makes the hand-over cost per batch, not per tensor. Views keep their dtype, shape and values;
+    every one starts on an ``align``-byte boundary."""
+    if torch.utils.data.get_worker_info() is None:
+        return batch
+    small = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor) and not v.is_shared()}
+    offsets, total = {}, 0
+    for name, tensor in small.items():
+        offsets[name] = total
+        total += -(-tensor.numel() * tensor.element_size() // align) * align
+    block = torch.UntypedStorage._new_shared(max(total, 1))
+    out = dict(batch)
+    for name, tensor in small.items():
+        start = offsets[name] // tensor.element_size()
+        view = torch.empty(0, dtype=tensor.dtype).set_(block, start, tensor.shape)
+        out[name] = view.copy_(tensor)
+    return out
+
+
 def iuv_onehot(iuv: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) uint8 IUV codes (the batch's ``iuv``) -> (B, 75, H, W) float32 network one-hot.
 
@@ -184,48 +208,38 @@ def _planes(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor
     return out, present
 
 
-def _stacked(samples: Sequence[dict], name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, size, size, 3) uint8 batch of the samples' ``name`` arrays as they are (HWC, one copy each;
-    zeros where None) and the (B,) bool of which samples have one."""
+def _stacked(samples: Sequence[dict], name: str, size: int) -> torch.Tensor:
+    """(B, size, size, 3) uint8 batch of the samples' ``name`` arrays as they are (HWC, one copy each)."""
     out = _batch_tensor((len(samples), size, size, 3), torch.uint8, zero=False)  # every row written below
     array = out.numpy()
-    present = torch.zeros(len(samples), dtype=torch.bool)
     for i, s in enumerate(samples):
-        if s.get(name) is None:
-            array[i] = 0
-        else:
-            if s[name].shape != array.shape[1:]:
-                raise ValueError(
-                    f"collate: sample {s.get('key')} {name} {s[name].shape} does not fit the batch's "
-                    f"{array.shape[1:]} (augment_on=device needs stored crops of one size per batch)"
-                )
-            array[i] = s[name]
-            present[i] = True
-    return out, present
+        if s[name].shape != array.shape[1:]:
+            raise ValueError(
+                f"collate: sample {s.get('key')} {name} {s[name].shape} does not fit the batch's "
+                f"{array.shape[1:]} (augment_on=device needs stored crops of one size per batch)"
+            )
+        array[i] = s[name]
+    return out
 
 
 def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, deferred: bool = False) -> dict:
     """Stack augmented samples into the batch described in the module docstring.
 
     ``deferred=True`` batches samples augmented with ``pixels=False`` (``augment_on="device"``): instead of
-    ``image``, ``iuv`` and ``iuv_onehot`` the batch carries the stored crops ``crop`` (B, S, S, 3) uint8 RGB,
-    ``crop_iuv`` (B, S, S, 3) uint8 (zeros where ``has_iuv`` is false; both channel-last as decoded, the
-    device transposes them for free), ``input_to_crop`` and
-    ``map_to_crop`` (B, 2, 3) float64 and ``colour`` (B, 3) float32 (see pipeline.augment.augment_sample),
-    which :func:`pipeline.augment_torch.device_augment` turns into ``image`` and ``iuv`` on the device.
-    All samples of a batch must then share one stored-crop size S.
+    ``image`` and ``iuv_onehot`` the batch carries the stored crops ``crop`` (B, S, S, 3) uint8 RGB
+    (channel-last as decoded: the device transposes them for free), ``input_to_crop`` (B, 2, 3) float64
+    and ``colour`` (B, 3) float32 (see pipeline.augment.augment_sample), which
+    :func:`pipeline.augment_torch.device_augment` turns into ``image`` (and the one-hot) on the device;
+    ``iuv`` is the same as without it. All samples of a batch must then share one stored-crop size S.
     """
     size = samples[0]["image"].shape[0]
     if deferred:
-        pixels: dict = {}
-        pixels["crop"], _ = _stacked(samples, "image", size)
-        pixels["crop_iuv"], has_iuv = _stacked(samples, "iuv", size)
-        for name in ("input_to_crop", "map_to_crop"):
-            pixels[name] = torch.from_numpy(np.stack([s[name] for s in samples]))
+        pixels: dict = {"crop": _stacked(samples, "image", size)}
+        pixels["input_to_crop"] = torch.from_numpy(np.stack([s["input_to_crop"] for s in samples]))
         pixels["colour"] = torch.from_numpy(np.stack([s["colour"] for s in samples]))
     else:
         pixels = {"image": _planes(samples, "image", size)[0]}
-        pixels["iuv"], has_iuv = _planes(samples, "iuv", iuv_size)
+    pixels["iuv"], has_iuv = _planes(samples, "iuv", iuv_size)
     smpl = torch.from_numpy(np.stack([s["smpl"] for s in samples]))
     batch = {
         "key": [s["key"] for s in samples],
@@ -245,7 +259,7 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, de
     batch.update(collate_dp(samples, iuv_size))  # DensePose points (dp_points, dp_count, has_dp, dpmask)
     if onehot and not deferred:
         batch["iuv_onehot"] = iuv_onehot(batch["iuv"])
-    return batch
+    return share_small_tensors(batch)
 
 
 # ---------------------------------------------------------------------------------------------------------

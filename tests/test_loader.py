@@ -185,14 +185,41 @@ def test_a_truncated_shard_is_skipped_not_fatal(toy, tmp_path):
     assert L.SKIPPED.count > before
 
 
-def test_worker_batches_equal_in_process_batches_and_live_in_shared_memory(toy):
-    """Batches built inside DataLoader workers go straight to shared memory and hold the same values."""
+@pytest.mark.parametrize("augment_on", L.AUGMENT_ON)
+def test_worker_batches_equal_in_process_batches_and_live_in_shared_memory(toy, augment_on):
+    """Batches built inside DataLoader workers go straight to shared memory and hold the same values; the
+    small tensors travel as views of one shared block (one file descriptor instead of one each)."""
     _, folder = toy
-    kwargs = dict(batch_size=4, augment=AugmentConfig(), shuffle=False, seed=3, flip_iuv_fn=fake_flip_iuv)
+    kwargs = dict(batch_size=4, augment=AugmentConfig(), shuffle=False, seed=3, flip_iuv_fn=fake_flip_iuv,
+                  augment_on=augment_on)  # fmt: skip
     here = list(L.make_dataset([folder], **kwargs))
     there = list(L.make_loader(L.make_dataset([folder], **kwargs), num_workers=1))
     assert [b["key"] for b in here] == [b["key"] for b in there]
     for a, b in zip(here, there):
-        for name in ("image", "iuv", "iuv_onehot", "kp2d", "pose", "has_iuv"):
-            assert torch.equal(a[name], b[name]), name
-    assert there[0]["iuv_onehot"].is_shared() and not here[0]["iuv_onehot"].is_shared()
+        assert a.keys() == b.keys()
+        for name, value in a.items():
+            if isinstance(value, torch.Tensor):
+                assert b[name].dtype == value.dtype and torch.equal(value, b[name]), name
+                assert b[name].is_shared() and not value.is_shared(), name
+            else:
+                assert b[name] == value, name
+    tensors = {k: v for k, v in there[0].items() if isinstance(v, torch.Tensor)}
+    pixels = {"crop", "iuv"} if augment_on == "device" else {"image", "iuv", "iuv_onehot"}
+    storages = {k: v.untyped_storage().data_ptr() for k, v in tensors.items()}
+    small = {storages[k] for k in tensors if k not in pixels}
+    assert len(small) == 1 and len(tensors) - len(pixels) >= 14  # every label in one block
+    assert len(set(storages.values())) == len(pixels) + 1
+
+
+def test_sharing_small_tensors_keeps_values_dtypes_and_alignment(monkeypatch):
+    import torch.utils.data as tud
+
+    monkeypatch.setattr(tud, "get_worker_info", lambda: object())  # as inside a worker
+    batch = {"a": torch.arange(3, dtype=torch.uint8), "b": torch.tensor([[1.5, -2.0]], dtype=torch.float64),
+             "c": torch.tensor([True, False]), "key": ["x"], "n": 7}  # fmt: skip
+    out = L.share_small_tensors(batch)
+    assert out["key"] == ["x"] and out["n"] == 7
+    for name in ("a", "b", "c"):
+        assert out[name].dtype == batch[name].dtype and torch.equal(out[name], batch[name])
+        assert out[name].is_shared() and out[name].data_ptr() % 64 == 0
+    assert len({out[n].untyped_storage().data_ptr() for n in ("a", "b", "c")}) == 1

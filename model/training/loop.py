@@ -257,11 +257,8 @@ class Trainer:
         cfg = self.cfg
         self.model.train()
         keep_frozen_in_eval(self.network, self.frozen)
-        if cfg.data.augment_on == "device":  # the loader left the image / IUV warps (built-in body's flip)
-            sizes = loader_augment_config(cfg)
-            batch = device_augment(
-                batch, out_size=sizes.out_size, iuv_size=sizes.iuv_size, device=self.device
-            )
+        if cfg.data.augment_on == "device":  # the loader left the image warp and colour to this device
+            batch = device_augment(batch, out_size=loader_augment_config(cfg).out_size, device=self.device)
         image, targets = batch_to_inputs(
             batch, self.net_cfg.image_size, self.net_cfg.feature_size, self.body, self.device
         )
