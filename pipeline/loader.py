@@ -46,7 +46,14 @@ import torch
 import webdataset as wds
 
 from pipeline import shards as fmt
-from pipeline.augment import AugmentConfig, FlipIUVFn, augment_sample, sample_params
+from pipeline.augment import (
+    AugmentConfig,
+    FlipIUVFn,
+    augment_sample,
+    default_flip_iuv,
+    make_flip_iuv_fn,
+    sample_params,
+)
 from pipeline.dp_points import MASK_MEMBER, POINTS_MEMBER, collate_dp
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,49 @@ class Source:
 
     folder: str | Path
     weight: float = 1.0
+
+
+class ShardBodyError(ValueError):
+    """The body files a shard folder's index.json records are missing or no longer the ones rendered."""
+
+
+def shards_flip_iuv_fn(folder: str | Path) -> FlipIUVFn:
+    """The IUV mirror for the maps in ``folder``'s shards: that of the body and dense parts its
+    ``index.json`` records (render_iuv writes them with their sha256), or the built-in body's when it
+    records none (renderers that take no body files). A map rendered from real SMPL with DensePose's UV
+    needs DensePose's mirror, not the built-in body's: a flipped sample would otherwise get wrong (U, V).
+
+    Recorded paths are resolved as written (relative ones from the working directory); a recorded file
+    that is missing, or whose sha256 changed, raises :class:`ShardBodyError` naming it and the index."""
+    from pipeline.body.spec import BodySpec
+
+    index = Path(folder) / fmt.INDEX_NAME
+    recorded = (fmt.read_index(folder).get("params") or {}).get("body")
+    if not recorded:
+        return default_flip_iuv
+    try:
+        spec = BodySpec(**{k: recorded.get(k, "") for k in ("model", "dense_parts", "extra_regressor")})
+        if spec == BodySpec():
+            return default_flip_iuv
+        now = spec.identity()["sha256"]
+    except Exception as e:  # noqa: BLE001 - a missing or unreadable body file, named in the message
+        raise ShardBodyError(f"{index}: the shards were rendered with body {recorded.get('model')!r}: {e}; "
+                             "run from the folder render_iuv ran in, or pass flip_iuv_fn") from e  # fmt: skip
+    if now != recorded.get("sha256", now):
+        changed = sorted(k for k in now if now[k] != recorded["sha256"].get(k))
+        raise ShardBodyError(f"{index}: body files {changed} differ from the ones the shards were rendered "
+                             "with (sha256); re-render, or pass flip_iuv_fn")  # fmt: skip
+    return _flip_fn_cached(spec.model, spec.parts_source, spec.fingerprint())
+
+
+def _source_key(folder: str | Path) -> str:
+    """What decode_sample records as a sample's ``source``: the folder part of its shard's url."""
+    return os.path.dirname(fmt.shard_url(folder, "x.tar"))
+
+
+@functools.lru_cache(maxsize=8)
+def _flip_fn_cached(model: str, parts: str, _fingerprint: tuple) -> FlipIUVFn:
+    return make_flip_iuv_fn(model, parts)  # the table itself is cached on disk (pipeline.render.flip)
 
 
 class SkipCounter:
@@ -107,6 +157,7 @@ def decode_sample(raw: dict) -> dict:
         raise ValueError(f"sample {key}: image {image.shape} and IUV shapes disagree")
     return {
         "key": key,
+        "source": os.path.dirname(raw.get("__url__", "")),  # the shard folder: picks the flip table
         "dataset": meta.get("dataset", ""),
         "image": image,
         "iuv": iuv,
@@ -302,12 +353,19 @@ class WeightedMix(torch.utils.data.IterableDataset):
 
 class Augment:
     """Pipeline stage: draw augmentation parameters per sample from a per-worker generator and apply them
-    (``pixels=False``: all but the image and IUV warps, which the training device does; same draws)."""
+    (``pixels=False``: all but the image warp, which the training device does; same draws). A sample is
+    mirrored by ``flip_iuv_fns[sample["source"]]`` (its shard folder's), else by ``flip_iuv_fn``."""
 
     def __init__(
-        self, cfg: AugmentConfig, flip_iuv_fn: FlipIUVFn | None, seed: int | None, pixels: bool = True
+        self,
+        cfg: AugmentConfig,
+        flip_iuv_fn: FlipIUVFn | None,
+        seed: int | None,
+        pixels: bool = True,
+        flip_iuv_fns: dict[str, FlipIUVFn] | None = None,
     ) -> None:
         self.cfg, self.flip_iuv_fn, self.seed, self.epoch, self.pixels = cfg, flip_iuv_fn, seed, 0, pixels
+        self.flip_iuv_fns = flip_iuv_fns or {}
 
     def __call__(self, samples: Iterator[dict]) -> Iterator[dict]:
         rng = np.random.default_rng(_worker_seed(self.seed, self.epoch, 2))
@@ -315,7 +373,8 @@ class Augment:
         for sample in samples:
             try:
                 params = sample_params(rng, self.cfg)
-                yield augment_sample(sample, params, self.cfg, self.flip_iuv_fn, pixels=self.pixels)
+                flip_fn = self.flip_iuv_fns.get(sample.get("source", ""), self.flip_iuv_fn)
+                yield augment_sample(sample, params, self.cfg, flip_fn, pixels=self.pixels)
             except (ValueError, IndexError, TypeError) as e:  # bad values inside a well-formed sample
                 SKIPPED(ValueError(f"augmenting sample {sample.get('key')}: {e}"))
 
@@ -410,7 +469,8 @@ def make_dataset(
     ``augment_on="device"`` leaves the image and IUV warps, the colour gains and the one-hot to the
     consumer (:func:`pipeline.augment_torch.device_augment` on the training device; batches as in
     :func:`collate` with ``deferred=True``); the parameter draws and every label are the same as with
-    ``"cpu"`` (the default).
+    ``"cpu"`` (the default). Flipped IUV maps and DensePose points are mirrored through the body each
+    source's index.json records (:func:`shards_flip_iuv_fn`); ``flip_iuv_fn`` overrides that for all.
     """
     if augment_on not in AUGMENT_ON:
         raise ValueError(f"augment_on must be one of {AUGMENT_ON}, got {augment_on!r}")
@@ -422,10 +482,12 @@ def make_dataset(
         for s in srcs
     ]
     mixed = streams[0] if len(streams) == 1 else WeightedMix(streams, [s.weight for s in srcs], seed)
+    flips = cfg.enabled and cfg.flip_prob > 0 and flip_iuv_fn is None  # evaluation never mirrors
+    flip_fns = {_source_key(s.folder): shards_flip_iuv_fn(s.folder) for s in srcs} if flips else {}
     collation = functools.partial(collate, iuv_size=cfg.iuv_size, onehot=onehot, deferred=deferred)
     pipeline = wds.DataPipeline(
         mixed,
-        Augment(cfg, flip_iuv_fn, seed, pixels=not deferred),
+        Augment(cfg, flip_iuv_fn, seed, pixels=not deferred, flip_iuv_fns=flip_fns),
         wds.batched(batch_size, collation_fn=collation, partial=partial),
     )
     if epoch_batches:

@@ -378,10 +378,14 @@ def read_index(folder: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
+def shard_url(folder: str | os.PathLike, name: str) -> str:
+    """The path WebDataset reads shard ``name`` of ``folder`` by (the ``__url__`` of its samples)."""
+    return str(Path(folder) / name)
+
+
 def shard_urls(folder: str | os.PathLike) -> list[str]:
     """Paths of the shards listed in ``folder/index.json`` (sorted), for WebDataset."""
-    folder = Path(folder)
-    return [str(folder / s["name"]) for s in read_index(folder)["shards"]]
+    return [shard_url(folder, s["name"]) for s in read_index(folder)["shards"]]
 
 
 # ---------------------------------------------------------------------------------------------------------
