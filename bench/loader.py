@@ -12,9 +12,10 @@ The headline figures (issue targets in ``targets``): ``cpu_cost_over_jpeg_decode
 + augment + one-hot + collate per sample over the JPEG decode of the same crop, and
 ``two_workers_over_decode_floor``, 2-worker loader throughput over one core's JPEG decode rate; the same
 two under ``augment_on_device`` for ``make_dataset(augment_on="device")``, where the workers leave the
-warps and the one-hot to the training device (``device_mode_cpu_ms_per_sample``, with that device
+image warp and the one-hot to the training device (``device_mode_cpu_ms_per_sample``, with that device
 function's own cost on CPU torch), and ``worker_handover_cpu_ms_per_sample``, the cost of the shared
-memory a worker hands each batch over in, which the in-process breakdown does not see. ``levers``
+memory a worker hands each batch over in (fresh blocks as before, pooled blocks as now:
+pipeline.shared_blocks), which the in-process breakdown does not see. ``levers``
 times each speed-up against the path it replaced on the same samples (both give identical bytes), and
 the candidates not taken, with the reason.
 
@@ -232,7 +233,7 @@ def levers(folder: Path, batch_size: int) -> dict[str, dict]:
             ),
             "onehot_56": _best_ms(lambda: L.iuv_onehot(L.collate(batch, onehot=False)["iuv"]), len(batch)),
             "note": "the one warp per image and per map already existed (mirror folded into the warp); "
-            "augment_on=device moves both warps, the colour gains and the one-hot to the GPU; the PNG "
+            "augment_on=device moves the image warp, the colour gains and the one-hot to the GPU; the PNG "
             "decode of the 256-pixel IUV map is then the largest cost after the JPEG (see stored_iuv): "
             "storing IUV at the loss's 56 pixels would remove most of it but changes the shards "
             "(render_iuv, dvc.lock), not done here",
@@ -281,9 +282,12 @@ def stored_iuv_levers(raws: list[dict], iuv_size: int = 56) -> dict:
 
 
 def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
-    """CPU ms per sample of making a batch's pixel tensors in shared memory and writing them, as a
-    DataLoader worker does (pipeline.loader._batch_tensor) before the main process maps them: fresh
-    shared pages cost several times an ordinary copy, and the in-process breakdown above does not see it."""
+    """CPU ms per sample of writing a batch's pixel tensors into shared memory, as a DataLoader worker does
+    (pipeline.loader._batch_tensor) before the main process maps them, for each batch layout: into a
+    fresh block each batch (``fresh_*``: what workers did before pipeline.shared_blocks; fresh shared
+    pages cost several times an ordinary copy) and into a block reused from the worker's pool
+    (``pooled_*``: what they do now, once the consumer has dropped an earlier batch). The in-process
+    breakdown above sees neither."""
     layouts = {
         "cpu_path_image_iuv": [(batch_size, 3, 224, 224), (batch_size, 3, 56, 56)],
         "cpu_path_with_onehot": [
@@ -294,23 +298,22 @@ def handover_ms_per_sample(batch_size: int, repeats: int = 5) -> dict:
         "device_path_before_iuv_in_worker": [(batch_size, 256, 256, 3), (batch_size, 256, 256, 3)],
         "device_path_stored_crop_and_iuv": [(batch_size, 256, 256, 3), (batch_size, 3, 56, 56)],
     }
-    out = {}
+    out: dict = {"fresh": {}, "pooled": {}}
     for name, shapes in layouts.items():
         sources = [torch.randint(0, 255, shape, dtype=torch.uint8) for shape in shapes]
+        blocks = [torch.UntypedStorage._new_shared(src.numel()) for src in sources]
 
-        def make(sources: list[torch.Tensor] = sources) -> None:
+        def fresh(sources: list[torch.Tensor] = sources) -> None:
             for src in sources:
                 storage = torch.UntypedStorage._new_shared(src.numel())
                 torch.empty(0, dtype=torch.uint8).set_(storage, 0, src.shape).copy_(src)
 
-        out[name] = _best_ms(make, batch_size, repeats)
-    plain = [
-        torch.randint(0, 255, shape, dtype=torch.uint8)
-        for shape in layouts["device_path_stored_crop_and_iuv"]
-    ]
-    out["device_path_ordinary_copy"] = _best_ms(
-        lambda: [torch.empty_like(t).copy_(t) for t in plain], batch_size
-    )
+        def pooled(sources: list[torch.Tensor] = sources, blocks: list = blocks) -> None:
+            for src, block in zip(sources, blocks):
+                torch.empty(0, dtype=torch.uint8).set_(block, 0, src.shape).copy_(src)
+
+        out["fresh"][name] = _best_ms(fresh, batch_size, repeats)
+        out["pooled"][name] = _best_ms(pooled, batch_size, repeats)
     return out
 
 
@@ -330,12 +333,12 @@ def headline(result: dict) -> dict:
         "cpu_cost_over_jpeg_decode_onehot_on_gpu": round(without / cpu["jpeg_decode_floor"], 3),
         "two_workers_over_decode_floor": two,
         "cpu_cost_with_worker_handover_over_jpeg_decode_onehot_on_gpu": round(
-            (without + handover["cpu_path_image_iuv"]) / cpu["jpeg_decode_floor"], 3
+            (without + handover["pooled"]["cpu_path_image_iuv"]) / cpu["jpeg_decode_floor"], 3
         ),
         "augment_on_device": {
             "cpu_cost_over_jpeg_decode": device_cost,
             "cpu_cost_with_worker_handover_over_jpeg_decode": round(
-                (device["sum_worker"] + handover["device_path_stored_crop_and_iuv"])
+                (device["sum_worker"] + handover["pooled"]["device_path_stored_crop_and_iuv"])
                 / cpu["jpeg_decode_floor"],
                 3,
             ),

@@ -55,6 +55,7 @@ from pipeline.augment import (
     sample_params,
 )
 from pipeline.dp_points import MASK_MEMBER, POINTS_MEMBER, collate_dp
+from pipeline.shared_blocks import POOL_KEY, BlockPool, make_flags, watch_batch
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +183,16 @@ def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype, zero: bool = True)
     if torch.utils.data.get_worker_info() is None:
         return torch.zeros(shape, dtype=dtype) if zero else torch.empty(shape, dtype=dtype)
     nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
-    out = torch.empty(0, dtype=dtype).set_(torch.UntypedStorage._new_shared(nbytes), 0, shape)
+    out = torch.empty(0, dtype=dtype).set_(_shared_block(nbytes), 0, shape)
     return out.zero_() if zero else out
+
+
+_POOL: BlockPool | None = None  # this DataLoader worker's reusable blocks (set by make_loader's workers)
+
+
+def _shared_block(nbytes: int) -> torch.UntypedStorage:
+    """A shared-memory block for a worker's batch: from the worker's pool when make_loader gave it one."""
+    return _POOL.take(nbytes)[0] if _POOL is not None else torch.UntypedStorage._new_shared(nbytes)
 
 
 def share_small_tensors(batch: dict, align: int = 64) -> dict:
@@ -201,7 +210,7 @@ def share_small_tensors(batch: dict, align: int = 64) -> dict:
     for name, tensor in small.items():
         offsets[name] = total
         total += -(-tensor.numel() * tensor.element_size() // align) * align
-    block = torch.UntypedStorage._new_shared(max(total, 1))
+    block = _shared_block(max(total, 1))
     out = dict(batch)
     for name, tensor in small.items():
         start = offsets[name] // tensor.element_size()
@@ -310,7 +319,10 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, de
     batch.update(collate_dp(samples, iuv_size))  # DensePose points (dp_points, dp_count, has_dp, dpmask)
     if onehot and not deferred:
         batch["iuv_onehot"] = iuv_onehot(batch["iuv"])
-    return share_small_tensors(batch)
+    batch = share_small_tensors(batch)
+    if _POOL is not None:  # the consumer releases these blocks when it drops them (make_loader)
+        batch[POOL_KEY] = _POOL.slots_of(batch)
+    return batch
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -495,20 +507,34 @@ def make_dataset(
     return pipeline
 
 
+class PooledLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose workers reuse the shared memory of batches this process has dropped
+    (pipeline.shared_blocks): iterating it releases each batch's blocks when the batch dies."""
+
+    def __init__(self, dataset, num_workers: int, **kwargs) -> None:
+        self.flags = make_flags(num_workers)
+        init = functools.partial(_worker_init, flags=self.flags)
+        super().__init__(dataset, batch_size=None, num_workers=num_workers, persistent_workers=True,
+                         worker_init_fn=init, **kwargs)  # fmt: skip
+
+    def __iter__(self) -> Iterator[dict]:
+        for batch in super().__iter__():
+            yield watch_batch(batch, self.flags)
+
+
 def make_loader(dataset: wds.DataPipeline, num_workers: int = 0, **kwargs) -> torch.utils.data.DataLoader:
-    """A DataLoader over the already-batched ``dataset`` (batch_size=None) with ``num_workers`` workers."""
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=None,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        worker_init_fn=_worker_init,
-        **kwargs,
-    )
+    """A DataLoader over the already-batched ``dataset`` (batch_size=None) with ``num_workers`` workers
+    (persistent, reusing their batches' shared memory: :class:`PooledLoader`)."""
+    if num_workers > 0:
+        return PooledLoader(dataset, num_workers, **kwargs)
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0, worker_init_fn=_worker_init,
+                                       **kwargs)  # fmt: skip
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(worker: int, flags: torch.Tensor | None = None) -> None:
     import cv2
 
+    global _POOL
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
+    _POOL = BlockPool(flags, worker) if flags is not None else None

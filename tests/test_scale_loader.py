@@ -111,3 +111,5 @@ def test_loader_bench_reports_both_modes_in_one_run(capsys):
     assert device["decode_and_geometry"] < cpu["decode_and_augment"]
     assert device["device_augment_cpu_torch"] > 0
     assert set(result["augment_on_device"]["targets_met"]) == set(result["targets"])
+    handover = result["worker_handover_cpu_ms_per_sample"]
+    assert set(handover) == {"fresh", "pooled"} and set(handover["fresh"]) == set(handover["pooled"])
