@@ -478,7 +478,7 @@ def make_dataset(
 
     ``augment`` defaults to the training ranges of :class:`AugmentConfig`; pass ``AugmentConfig(enabled=
     False)`` for evaluation. ``seed`` makes shuffling and augmentation repeatable per (node, worker).
-    ``augment_on="device"`` leaves the image and IUV warps, the colour gains and the one-hot to the
+    ``augment_on="device"`` leaves the image warp, the colour gains and the one-hot to the
     consumer (:func:`pipeline.augment_torch.device_augment` on the training device; batches as in
     :func:`collate` with ``deferred=True``); the parameter draws and every label are the same as with
     ``"cpu"`` (the default). Flipped IUV maps and DensePose points are mirrored through the body each

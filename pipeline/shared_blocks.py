@@ -16,7 +16,8 @@ before the workers start, so every process sees the same bytes):
   finalizer that sets the slot's flag back to 0 when that storage dies: when the batch, and every view
   of it the consumer kept, is gone (storages keep their Python object while any tensor uses them).
 
-Worker ``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their
+A batch that fails after taking a block (a collate error) leaves that block marked in use: at worst the
+worker falls back to fresh blocks. Worker ``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their
 slots under :data:`POOL_KEY`, which :func:`watch_batch` removes.
 """
 
@@ -46,9 +47,10 @@ class BlockPool:
         self.blocks: list[torch.UntypedStorage | None] = [None] * SLOTS
 
     def take(self, nbytes: int) -> tuple[torch.UntypedStorage, int | None]:
-        """A shared block of ``nbytes``: a released one of that size, a new one in an empty slot, or, when
-        every slot is in use, a fresh unpooled one (slot None)."""
-        empty = None
+        """A shared block of ``nbytes``: a released one of that size, else a new one in an empty slot or
+        in place of the smallest released block of another size, else (every slot in use) a fresh
+        unpooled one (slot None)."""
+        spare: int | None = None  # where a new block goes: an empty slot, else the smallest released one
         for i, block in enumerate(self.blocks):
             slot = self.first + i
             if self.flags[slot]:
@@ -56,13 +58,14 @@ class BlockPool:
             if block is not None and block.nbytes() == nbytes:
                 self.flags[slot] = 1
                 return block, slot
-            empty = i if empty is None else empty
+            if spare is None or _size(block) < _size(self.blocks[spare]):
+                spare = i
         fresh = torch.UntypedStorage._new_shared(nbytes)
-        if empty is None:
+        if spare is None:
             return fresh, None
-        self.blocks[empty] = fresh  # an empty slot, or a released block of another size (replaced)
-        self.flags[self.first + empty] = 1
-        return fresh, self.first + empty
+        self.blocks[spare] = fresh
+        self.flags[self.first + spare] = 1
+        return fresh, self.first + spare
 
     def slots_of(self, batch: dict) -> dict[str, int]:
         """{name: slot} of the batch's tensors that sit in a taken block of this pool."""
@@ -76,6 +79,10 @@ class BlockPool:
             if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() in taken:
                 out[name] = taken[value.untyped_storage().data_ptr()]
         return out
+
+
+def _size(block: torch.UntypedStorage | None) -> int:
+    return -1 if block is None else block.nbytes()
 
 
 def watch_batch(batch: dict, flags: torch.Tensor) -> dict:

@@ -37,6 +37,20 @@ def test_with_every_slot_in_use_the_pool_hands_out_fresh_unpooled_blocks():
     assert slot == 3 and bigger.nbytes() == 128
 
 
+def test_a_new_size_goes_to_an_empty_slot_then_in_place_of_the_smallest_released_block():
+    flags = make_flags(1)
+    pool = BlockPool(flags, worker=0)
+    big, _ = pool.take(4096)
+    small, _ = pool.take(64)
+    flags[0] = flags[1] = 0  # both released
+    _, slot = pool.take(100)
+    assert slot == 2 and pool.blocks[0] is big  # an empty slot first: the released blocks stay
+    for _ in range(3, SLOTS):  # fill every empty slot
+        pool.take(8)
+    _, slot = pool.take(200)  # no empty slot left: the 64-byte block goes, the 4096-byte one stays
+    assert slot == 1 and pool.blocks[0] is big and pool.blocks[1].nbytes() == 200
+
+
 def test_the_consumer_releases_a_slot_when_the_batch_and_its_views_are_gone():
     flags = make_flags(1)
     flags[5] = 1
