@@ -292,6 +292,15 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, de
     :func:`pipeline.augment_torch.device_augment` turns into ``image`` (and the one-hot) on the device;
     ``iuv`` is the same as without it. All samples of a batch must then share one stored-crop size S.
     """
+    if _POOL is None:
+        return _collate(samples, iuv_size, onehot, deferred)
+    with _POOL.batch():  # a batch that fails here gives its pool blocks back
+        batch = _collate(samples, iuv_size, onehot, deferred)
+        batch[POOL_KEY] = _POOL.slots_of(batch)  # the consumer releases these when it drops them
+    return batch
+
+
+def _collate(samples: Sequence[dict], iuv_size: int, onehot: bool, deferred: bool) -> dict:
     size = samples[0]["image"].shape[0]
     if deferred:
         pixels: dict = {"crop": _stacked(samples, "image", size)}
@@ -319,10 +328,7 @@ def collate(samples: Sequence[dict], iuv_size: int = 56, onehot: bool = True, de
     batch.update(collate_dp(samples, iuv_size))  # DensePose points (dp_points, dp_count, has_dp, dpmask)
     if onehot and not deferred:
         batch["iuv_onehot"] = iuv_onehot(batch["iuv"])
-    batch = share_small_tensors(batch)
-    if _POOL is not None:  # the consumer releases these blocks when it drops them (make_loader)
-        batch[POOL_KEY] = _POOL.slots_of(batch)
-    return batch
+    return share_small_tensors(batch)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -16,14 +16,16 @@ before the workers start, so every process sees the same bytes):
   finalizer that sets the slot's flag back to 0 when that storage dies: when the batch, and every view
   of it the consumer kept, is gone (storages keep their Python object while any tensor uses them).
 
-A batch that fails after taking a block (a collate error) leaves that block marked in use: at worst the
-worker falls back to fresh blocks. Worker ``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their
+A batch that fails after taking blocks (a collate error) gives them back: the worker builds each batch
+inside :meth:`BlockPool.batch`, which clears the flags of the slots taken in it when it raises. Worker ``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their
 slots under :data:`POOL_KEY`, which :func:`watch_batch` removes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
+from collections.abc import Iterator
 
 import torch
 
@@ -45,6 +47,21 @@ class BlockPool:
     def __init__(self, flags: torch.Tensor, worker: int) -> None:
         self.flags, self.first = flags, worker * SLOTS
         self.blocks: list[torch.UntypedStorage | None] = [None] * SLOTS
+        self.taken: list[int] = []  # slots taken since the current batch() began
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Build one batch: if the body raises, the slots it took are released (nothing else holds
+        them: the batch never reached the consumer) and the error propagates."""
+        self.taken = []
+        try:
+            yield
+        except BaseException:
+            for slot in self.taken:
+                self.flags[slot] = 0
+            raise
+        finally:
+            self.taken = []
 
     def take(self, nbytes: int) -> tuple[torch.UntypedStorage, int | None]:
         """A shared block of ``nbytes``: a released one of that size, else a new one in an empty slot or
@@ -57,6 +74,7 @@ class BlockPool:
                 continue
             if block is not None and block.nbytes() == nbytes:
                 self.flags[slot] = 1
+                self.taken.append(slot)
                 return block, slot
             if spare is None or _size(block) < _size(self.blocks[spare]):
                 spare = i
@@ -65,6 +83,7 @@ class BlockPool:
             return fresh, None
         self.blocks[spare] = fresh
         self.flags[self.first + spare] = 1
+        self.taken.append(self.first + spare)
         return fresh, self.first + spare
 
     def slots_of(self, batch: dict) -> dict[str, int]:

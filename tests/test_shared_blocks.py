@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
 import pytest
 import torch
 
@@ -87,3 +88,27 @@ def test_batches_kept_alive_past_the_pool_are_never_overwritten(tmp_path, augmen
         del there
         gc.collect()
     assert int(loader.flags.sum()) == 0  # every batch dropped: every slot released
+
+
+def test_a_batch_that_fails_in_collate_gives_its_blocks_back(monkeypatch):
+    """Collate as a pooled worker runs it: a sample that does not fit fails the batch after the image
+    and IUV blocks were taken; those slots are free again, while a good batch keeps its blocks held."""
+    flags = make_flags(1)
+    monkeypatch.setattr(L, "_POOL", BlockPool(flags, worker=0))
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: object())  # as inside a worker
+    rng = np.random.default_rng(0)
+    samples = [
+        {"key": f"k{i}", "dataset": "d", "image": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+         "iuv": rng.integers(0, 25, (8, 8, 3), dtype=np.uint8), "kp2d": np.zeros((24, 3), np.float32),
+         "kp3d": np.zeros((24, 4), np.float32), "smpl": np.zeros(82, np.float32), "has_smpl": True,
+         "has_kp3d": False}
+        for i in range(2)
+    ]  # fmt: skip
+    good = L.collate(samples, iuv_size=8)
+    held = {slot for slot in good[POOL_KEY].values()}
+    assert len(held) >= 3 and {int(s) for s in flags.nonzero()} == held  # image, IUV, one-hot, small
+    samples[1]["iuv"] = samples[1]["iuv"][:4]
+    with pytest.raises(ValueError, match="does not fit"):
+        L.collate(samples, iuv_size=8)
+    assert {int(s) for s in flags.nonzero()} == held  # the failed batch's blocks are free again
+    assert L._POOL.taken == []
