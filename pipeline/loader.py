@@ -105,9 +105,15 @@ def shards_flip_iuv_fn(folder: str | Path) -> FlipIUVFn:
     return _flip_fn_cached(spec.model, spec.parts_source, spec.fingerprint())
 
 
+def source_of_url(url: str) -> str:
+    """A sample's ``source`` (decode_sample), which picks its flip table: the folder part of the url of the
+    shard it was read from (WebDataset's ``__url__``)."""
+    return os.path.dirname(url)
+
+
 def _source_key(folder: str | Path) -> str:
-    """What decode_sample records as a sample's ``source``: the folder part of its shard's url."""
-    return os.path.dirname(fmt.shard_url(folder, "x.tar"))
+    """The ``source`` of the samples read from ``folder``'s shards."""
+    return source_of_url(fmt.shard_url(folder, "x.tar"))
 
 
 @functools.lru_cache(maxsize=8)
@@ -158,7 +164,7 @@ def decode_sample(raw: dict) -> dict:
         raise ValueError(f"sample {key}: image {image.shape} and IUV shapes disagree")
     return {
         "key": key,
-        "source": os.path.dirname(raw.get("__url__", "")),  # the shard folder: picks the flip table
+        "source": source_of_url(raw.get("__url__", "")),
         "dataset": meta.get("dataset", ""),
         "image": image,
         "iuv": iuv,

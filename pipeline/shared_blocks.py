@@ -17,8 +17,9 @@ before the workers start, so every process sees the same bytes):
   of it the consumer kept, is gone (storages keep their Python object while any tensor uses them).
 
 A batch that fails after taking blocks (a collate error) gives them back: the worker builds each batch
-inside :meth:`BlockPool.batch`, which clears the flags of the slots taken in it when it raises. Worker ``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their
-slots under :data:`POOL_KEY`, which :func:`watch_batch` removes.
+inside :meth:`BlockPool.batch`, which clears the flags of the slots taken in it when it raises. Worker
+``w`` owns slots ``[w * SLOTS, (w + 1) * SLOTS)``. A batch names its pooled tensors and their slots under
+:data:`POOL_KEY` (:meth:`BlockPool.slots_of`), which :func:`watch_batch` removes.
 """
 
 from __future__ import annotations
@@ -87,17 +88,13 @@ class BlockPool:
         return fresh, self.first + spare
 
     def slots_of(self, batch: dict) -> dict[str, int]:
-        """{name: slot} of the batch's tensors that sit in a taken block of this pool."""
-        taken = {
-            block.data_ptr(): self.first + i
-            for i, block in enumerate(self.blocks)
-            if block is not None and self.flags[self.first + i]
+        """{name: slot} of the batch's tensors that sit in a block taken in the current :meth:`batch`."""
+        taken = {self.blocks[slot - self.first].data_ptr(): slot for slot in self.taken}
+        return {
+            name: taken[value.untyped_storage().data_ptr()]
+            for name, value in batch.items()
+            if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() in taken
         }
-        out = {}
-        for name, value in batch.items():
-            if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() in taken:
-                out[name] = taken[value.untyped_storage().data_ptr()]
-        return out
 
 
 def _size(block: torch.UntypedStorage | None) -> int:
